@@ -1,0 +1,237 @@
+"""HDF5 layouts pcbench reads and the versioned sample-file schema it writes (``docs/formats.md``).
+
+Layouts read:
+
+=================  ===============  =========================================================
+layout             kind             datasets
+=================  ===============  =========================================================
+``jetnet``         jets             ``particle_features`` (N, P, 4), ``jet_features`` (N, 4)
+``calochallenge``  voxel-showers    ``incident_energies`` (N, 1) MeV, ``showers`` (N, V) MeV
+``ild``            point-showers    ``events`` (N, 4, P) x, y [layer], z, E [GeV];
+                                    ``energy`` (N, 1) GeV
+``pcbench-points`` point-showers    ``points`` (N, P, 4) x, y, z [mm], E [MeV];
+                                    ``incident_energies`` (N, 1) MeV
+=================  ===============  =========================================================
+
+pcbench writes jets in the JetNet layout and voxel showers in the CaloChallenge layout (so that
+its files are valid inputs to the reference code), point showers in ``pcbench-points``; every
+file it writes carries the attributes ``pcbench_kind`` and ``pcbench_schema`` plus provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .._io import atomic_path
+from ..errors import FormatError
+from .containers import JET_TYPES, JetSet, ShowerPointSet, VoxelShowerSet
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "LAYOUTS",
+    "Layout",
+    "detect_layout",
+    "read_raw",
+    "iter_raw",
+    "read",
+    "write",
+    "read_attrs",
+]
+
+#: Version of the sample-file schema written by this pcbench (``pcbench_schema`` attribute).
+SCHEMA_VERSION = 1
+
+Container = JetSet | ShowerPointSet | VoxelShowerSet
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A known HDF5 layout: its name, the kind of data and the datasets it requires."""
+
+    name: str
+    kind: str
+    keys: tuple[str, ...]
+    shapes: tuple[str, ...]
+
+
+LAYOUTS = (
+    Layout("jetnet", "jets", ("particle_features", "jet_features"),
+           ("(N, P, 4) = (etarel, phirel, ptrel, mask)", "(N, 4) = (pt, eta, mass, num_particles)")),
+    Layout("calochallenge", "voxel-showers", ("incident_energies", "showers"), ("(N, 1) [MeV]", "(N, V) [MeV]")),
+    Layout("pcbench-points", "point-showers", ("points", "incident_energies"),
+           ("(N, P, 4) = (x, y, z [mm], E [MeV])", "(N, 1) [MeV]")),
+    Layout("ild", "point-showers", ("events", "energy"), ("(N, 4, P) = (x, y, z, E [GeV])", "(N, 1) [GeV]")),
+)
+
+
+def _open(path: str | os.PathLike[str]) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise FormatError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
+def detect_layout(f: h5py.File) -> Layout:
+    """The layout of an open file, chosen by its datasets; the error lists what was found.
+
+    A layout matches when at least one of its keys is present, so that a file missing one key
+    is reported as that layout with a missing key rather than as unknown.
+    """
+    present = set(f.keys())
+    best = max(LAYOUTS, key=lambda lay: sum(k in present for k in lay.keys))
+    if not any(k in present for k in best.keys):
+        expected = "; ".join(f"{lay.name}: {', '.join(lay.keys)}" for lay in LAYOUTS)
+        raise FormatError(f"{f.filename}: unknown layout: datasets {sorted(present)}; expected one of {expected}")
+    missing = [k for k in best.keys if k not in present]
+    if missing:
+        raise FormatError(f"{f.filename}: missing dataset(s) {', '.join(missing)} "
+                          f"(the {best.name} layout needs {', '.join(best.keys)})")
+    return best
+
+
+def _jet_type(f: h5py.File, n: int, rows: slice) -> np.ndarray:
+    """(n,) int8 jet classes from the ``jet_type`` dataset or attribute, or the file name."""
+    if "jet_type" in f:
+        return np.asarray(f["jet_type"][rows], dtype=np.int8)
+    name = f.attrs.get("jet_type")
+    if name is None:
+        stem = Path(f.filename).stem
+        name = stem[0] if stem.rstrip("0123456789") in JET_TYPES else None
+    return np.full(n, JET_TYPES.index(name) if name in JET_TYPES else -1, dtype=np.int8)
+
+
+def read_raw(f: h5py.File, layout: Layout, rows: slice = slice(None)) -> dict[str, np.ndarray]:
+    """Rows of a file as the arrays of its kind, in pcbench's units.
+
+    jets: ``particle_features`` (n, P, 4), ``jet_features`` (n, 4), ``jet_type`` (n,);
+    voxel-showers: ``incident_energies`` (n, 1) MeV, ``showers`` (n, V) MeV;
+    point-showers: ``points`` (n, P, 4) with E in MeV, ``mask`` (n, P), ``incident_energies`` (n,) MeV.
+    """
+    if layout.kind == "jets":
+        pf = np.asarray(f["particle_features"][rows])
+        return {"particle_features": pf, "jet_features": np.asarray(f["jet_features"][rows]),
+                "jet_type": _jet_type(f, len(pf), rows)}
+    if layout.kind == "voxel-showers":
+        return {"incident_energies": np.asarray(f["incident_energies"][rows]),
+                "showers": np.asarray(f["showers"][rows])}
+    if layout.name == "ild":
+        events = np.asarray(f["events"][rows], dtype=np.float32)
+        if events.ndim != 3 or events.shape[1] != 4:
+            raise FormatError(f"{f.filename}: events: shape {events.shape}, expected (N, 4, P) = (x, y, z, E)")
+        points = np.moveaxis(events, 1, 2).copy()
+        points[..., 3] *= 1000.0  # GeV -> MeV
+        mask = points[..., 3] > 0
+        points[~mask] = 0.0  # the reference code zeroes every coordinate of zero-energy slots
+        energy = np.asarray(f["energy"][rows], dtype=np.float32).reshape(-1) * 1000.0
+        return {"points": points, "mask": mask, "incident_energies": energy}
+    points = np.asarray(f["points"][rows])
+    return {"points": points, "mask": points[..., 3] > 0 if points.ndim == 3 else np.zeros(0, bool),
+            "incident_energies": np.asarray(f["incident_energies"][rows]).reshape(-1)}
+
+
+def iter_raw(path: str | os.PathLike[str], chunk_rows: int = 10_000) -> Iterator[tuple[Layout, int, dict[str, np.ndarray]]]:
+    """Yield ``(layout, first row, arrays)`` for consecutive chunks of a file (bounded memory)."""
+    with _open(path) as f:
+        layout = detect_layout(f)
+        n = len(f[layout.keys[0]])
+        for start in range(0, max(n, 1), chunk_rows):
+            yield layout, start, read_raw(f, layout, slice(start, min(start + chunk_rows, n)))
+
+
+def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The file's root attributes, JSON-encoded values decoded."""
+    with _open(path) as f:
+        return {k: _decode(v) for k, v in f.attrs.items()}
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, bytes):
+        v = v.decode()
+    if isinstance(v, str) and v[:1] in "{[":
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _encode(v: Any) -> Any:
+    return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v
+
+
+def read(path: str | os.PathLike[str], rows: slice = slice(None)) -> Container:
+    """Read a file of any known layout into its validated container.
+
+    Raises:
+        FormatError: unknown layout, missing datasets, or invalid content (every problem named).
+    """
+    with _open(path) as f:
+        layout = detect_layout(f)
+        raw = read_raw(f, layout, rows)
+        attrs = {k: _decode(v) for k, v in f.attrs.items()}
+    attrs.setdefault("source_file", str(path))
+    attrs.setdefault("layout", layout.name)
+    try:
+        if layout.kind == "jets":
+            return JetSet.from_jetnet(raw["particle_features"], raw["jet_features"], raw["jet_type"], attrs)
+        if layout.kind == "voxel-showers":
+            return VoxelShowerSet(np.asarray(raw["showers"], np.float32),
+                                  np.asarray(raw["incident_energies"], np.float32).reshape(-1),
+                                  attrs.get("geometry"), attrs)
+        attrs.setdefault("y_unit", "layer" if layout.name == "ild" else "mm")
+        return ShowerPointSet(np.asarray(raw["points"], np.float32), raw["mask"],
+                              np.asarray(raw["incident_energies"], np.float32), attrs)
+    except FormatError as exc:
+        raise FormatError(f"{path}: {exc}") from None
+
+
+def write(path: str | os.PathLike[str], data: Container, attrs: dict[str, Any] | None = None,
+          compression: str | None = "gzip") -> Path:
+    """Write a container in pcbench's schema, atomically (temporary file, then rename).
+
+    ``attrs`` (provenance: generator, settings, timings...) are stored as root attributes;
+    dicts and lists are JSON-encoded.  Returns the path written.
+    """
+    path = Path(path)
+    meta = {**data.attrs, **(attrs or {})}
+    meta.pop("source_file", None)
+    meta.pop("layout", None)
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+        opts = {"compression": compression} if compression else {}
+        if isinstance(data, JetSet):
+            kind = "jets"
+            f.create_dataset("particle_features", data=data.particle_features, **opts)
+            f.create_dataset("jet_features", data=data.jets, **opts)
+            types = np.unique(data.jet_type)
+            if len(types) == 1 and types[0] >= 0:
+                meta["jet_type"] = JET_TYPES[types[0]]
+            else:
+                f.create_dataset("jet_type", data=data.jet_type)
+        elif isinstance(data, VoxelShowerSet):
+            kind = "voxel-showers"
+            f.create_dataset("incident_energies", data=data.incident_energy[:, None], **opts)
+            f.create_dataset("showers", data=data.voxels, **opts)
+            if data.geometry:
+                meta["geometry"] = data.geometry
+        else:
+            kind = "point-showers"
+            if data.attrs.get("y_unit", "mm") != "mm":
+                raise FormatError("pcbench-points files store y in mm; convert layer units first")
+            f.create_dataset("points", data=data.points, **opts)
+            f.create_dataset("incident_energies", data=data.incident_energy[:, None], **opts)
+        f.attrs["pcbench_kind"] = kind
+        f.attrs["pcbench_schema"] = SCHEMA_VERSION
+        for k, v in sorted(meta.items()):
+            if v is not None:
+                f.attrs[k] = _encode(v)
+    return path

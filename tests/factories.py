@@ -1,0 +1,68 @@
+"""Small, valid arrays and files in the sources' layouts, made by the tests themselves."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+
+def jetnet_arrays(n: int = 50, p: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, p, 4) particle features and (n, 4) jet features that satisfy every JetNet invariant."""
+    rng = np.random.default_rng(seed)
+    pf = np.zeros((n, p, 4), dtype=np.float32)
+    counts = rng.integers(5, p + 1, size=n)
+    jf = np.zeros((n, 4), dtype=np.float32)
+    for i, k in enumerate(counts):
+        pt = np.sort(rng.dirichlet(np.ones(k)))[::-1]
+        pf[i, :k, 0] = rng.normal(0, 0.1, k)
+        pf[i, :k, 1] = rng.normal(0, 0.1, k)
+        pf[i, :k, 2] = pt
+        pf[i, :k, 3] = 1
+    jf[:, 0] = rng.uniform(900, 1100, n)
+    jf[:, 1] = rng.uniform(-2, 2, n)
+    jf[:, 2] = rng.uniform(10, 200, n)
+    jf[:, 3] = counts
+    return pf, jf
+
+
+def calochallenge_arrays(n: int = 20, v: int = 368, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 1) incident energies and (n, v) non-negative voxel energies, MeV."""
+    rng = np.random.default_rng(seed)
+    inc = rng.uniform(1e3, 1e5, size=(n, 1)).astype(np.float32)
+    showers = (rng.exponential(1.0, size=(n, v)) * (rng.random((n, v)) < 0.3)).astype(np.float32)
+    return inc, showers
+
+
+def ild_arrays(n: int = 10, p: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 4, p) ILD events (x, y [layer], z, E [GeV]), right-aligned, and (n, 1) energies [GeV]."""
+    rng = np.random.default_rng(seed)
+    ev = np.zeros((n, 4, p), dtype=np.float32)
+    for i in range(n):
+        k = rng.integers(5, p + 1)
+        ev[i, 0, p - k:] = rng.normal(0, 20, k)
+        ev[i, 1, p - k:] = rng.integers(0, 30, k)
+        ev[i, 2, p - k:] = rng.normal(40, 20, k)
+        ev[i, 3, p - k:] = rng.exponential(1e-3, k) + 1e-5
+    return ev, rng.uniform(10, 90, size=(n, 1)).astype(np.float32)
+
+
+def h5_bytes(**datasets: np.ndarray) -> bytes:
+    """An HDF5 file holding ``datasets``, as bytes (to serve over HTTP)."""
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        for k, v in datasets.items():
+            f.create_dataset(k, data=v)
+    return buf.getvalue()
+
+
+def write_h5(path: Path, attrs: dict | None = None, **datasets: np.ndarray) -> Path:
+    """Write ``datasets`` (and root ``attrs``) to an HDF5 file at ``path``."""
+    with h5py.File(path, "w") as f:
+        for k, v in datasets.items():
+            f.create_dataset(k, data=v)
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v
+    return path
