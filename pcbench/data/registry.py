@@ -73,7 +73,7 @@ class DatasetEntry:
     @property
     def downloadable(self) -> bool:
         """True when the files can be fetched automatically."""
-        return bool(self.files) and self.source.get("type") != "manual"
+        return bool(self.files) and self.source.get("type") not in ("manual", "simulate")
 
     @property
     def total_size(self) -> int | None:
@@ -112,7 +112,8 @@ def _parse_entry(name: str, raw: dict[str, Any], origin: str) -> DatasetEntry:
     files = []
     for key, fraw in (raw["files"] or {}).items():
         fwhere = f"{where}.files.{key}"
-        if not isinstance(fraw, dict) or "name" not in fraw or "url" not in fraw:
+        needs_url = raw["source"].get("type") != "simulate"
+        if not isinstance(fraw, dict) or "name" not in fraw or (needs_url and "url" not in fraw):
             raise RegistryError(f"{fwhere}: expected a mapping with at least 'name' and 'url'")
         unknown = set(fraw) - _FILE_FIELDS
         if unknown:
@@ -127,7 +128,7 @@ def _parse_entry(name: str, raw: dict[str, Any], origin: str) -> DatasetEntry:
             FileEntry(
                 key=str(key),
                 name=str(fraw["name"]),
-                url=str(fraw["url"]),
+                url=str(fraw.get("url") or ""),
                 md5=md5,
                 size=size,
                 split=fraw.get("split"),
