@@ -7,6 +7,7 @@ relative to the jet pT (dimensionless).
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -162,7 +163,10 @@ def nsubjettiness(particles: np.ndarray, mask: np.ndarray, n_axes: tuple[int, ..
         (N_jets, len(n_axes)) float64.
     """
     import awkward as ak
-    import fastjet
+
+    from .._fastjet import fastjet as _fastjet
+
+    fastjet = _fastjet()
 
     p4 = _four_momenta(particles, mask)
     pt = np.where(mask, particles[..., 2], 0.0).astype(np.float64)
@@ -178,9 +182,7 @@ def nsubjettiness(particles: np.ndarray, mask: np.ndarray, n_axes: tuple[int, ..
         m = mask[sel]
         flat = {k: p4[sel][..., i][m] for i, k in enumerate(("E", "px", "py", "pz"))}
         events = ak.unflatten(ak.zip(flat), counts[sel])
-        import warnings
-
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # fastjet warns that exclusive jets need care (they do not for kT)
             warnings.simplefilter("ignore")
             axes = fastjet.ClusterSequence(events, jet_def).exclusive_jets(n_jets=n)
         ax_px, ax_py, ax_pz, ax_e = (np.asarray(ak.to_numpy(axes[k])).reshape(len(sel), n) for k in ("px", "py", "pz", "E"))

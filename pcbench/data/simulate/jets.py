@@ -123,9 +123,11 @@ def jet_features_from_constituents(p4: np.ndarray, num_particles: int) -> tuple[
 
 def simulate_jet_chunk(config: JetSimConfig, seed: int, n: int) -> dict[str, np.ndarray]:
     """Generate events until ``n`` matched jets exist; return JetNet arrays of ``n`` rows."""
-    import fastjet
     import pythia8mc
 
+    from ..._fastjet import fastjet as _fastjet
+
+    fastjet = _fastjet()
     pythia = pythia8mc.Pythia("", False)
     for s in config.pythia_settings(seed):
         if not pythia.readString(s):
@@ -171,10 +173,12 @@ def simulate_jets(n: int, config: JetSimConfig, out: str | Path, seed: int = 1, 
     The data arrays depend only on (n, config, seed, chunk_size), not on ``workers``.
     Interrupted runs continue with ``resume=True`` (finished chunks are kept in ``out.chunks/``).
     """
-    import fastjet
     import pythia8mc
 
+    from ..._fastjet import fastjet as _fastjet
     from .. import formats
+
+    fastjet = _fastjet()
 
     out = Path(out)
     work = out.with_name(out.name + ".chunks")
