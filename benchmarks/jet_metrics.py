@@ -1,0 +1,132 @@
+"""Time the jet metric suite against the jetnet library's functions on the same arrays.
+
+Run:
+    .venv/bin/python benchmarks/jet_metrics.py --real REAL.h5 --gen GEN.h5 --jetnet-python /path/to/python [--fpnd]
+
+``--jetnet-python`` is an interpreter with jetnet 0.2.5 and its dependencies installed (a separate
+environment: `pip install "numpy<2" "pandas<3" "pyarrow<18" torch==2.13.0 jetnet==0.2.5`, plus
+torch_geometric and torch_cluster for FPND). Both sides get the same (N, 30, 3) arrays; jetnet's
+unseeded module-level generator is replaced by `default_rng(42)` before each call so that both
+draw the same batches, which makes the values comparable to rounding. Prints per-metric
+wall-clock times, the ratio jetnet / pcbench, and the largest relative difference of the values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+JETNET_SIDE = r'''
+import json, sys, time, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from jetnet.evaluation import gen_metrics as gm
+data = np.load(sys.argv[1])
+real, gen = data["real"], data["gen"]
+out = {}
+def run(name, fn):
+    gm.rng = np.random.default_rng(42)
+    t0 = time.perf_counter(); val = fn(); out[name] = {"time": time.perf_counter() - t0, "value": val}
+run("w1m", lambda: [float(v) for v in gm.w1m(real, gen)])
+def rss(r):
+    return [float(np.mean(r[0])), float(np.linalg.norm(r[1]))]
+run("w1p", lambda: rss(gm.w1p(real, gen)))
+run("w1efp", lambda: rss(gm.w1efp(real, gen)))
+t0 = time.perf_counter()
+fr, fg = gm.get_fpd_kpd_jet_features(real), gm.get_fpd_kpd_jet_features(gen)
+out["efps (FPD/KPD features)"] = {"time": time.perf_counter() - t0, "value": [float(fr.sum()), float(fg.sum())]}
+run("fpd", lambda: [float(v) for v in gm.fpd(fr, fg)])
+run("kpd", lambda: [float(v) for v in gm.kpd(fr, fg)])
+run("cov_mmd", lambda: [float(v) for v in gm.cov_mmd(real, gen, use_tqdm=False)])
+if sys.argv[2] == "1":
+    run("fpnd", lambda: [float(gm.fpnd(gen, "g", use_tqdm=False))])
+print(json.dumps(out))
+'''
+
+
+def pcbench_side(real: np.ndarray, gen: np.ndarray, with_fpnd: bool) -> dict:
+    from pcbench.metrics import emd, frechet, jet_observables, kernel, wasserstein
+
+    out: dict = {}
+    mask_r, mask_g = real[..., 2] > 0, gen[..., 2] > 0
+
+    def run(name, fn):
+        t0 = time.perf_counter()
+        val = fn()
+        out[name] = {"time": time.perf_counter() - t0, "value": val}
+        return val
+
+    def rss(r):
+        return [float(np.mean(r[0])), float(np.linalg.norm(r[1]))]
+
+    t0 = time.perf_counter()  # W1M, its masses included
+    m_r = jet_observables.jet_kinematics(real, mask_r)["mass"]
+    m_g = jet_observables.jet_kinematics(gen, mask_g)["mass"]
+    m, s = wasserstein.w1_batched(m_r[:, None], m_g[:, None])
+    out["w1m"] = {"time": time.perf_counter() - t0, "value": [float(m[0]), float(s[0])]}
+    run("w1p", lambda: rss(wasserstein.w1_batched(real, gen, real_mask=mask_r, gen_mask=mask_g)))
+    t0 = time.perf_counter()
+    fr, fg = jet_observables.efps(real, mask_r), jet_observables.efps(gen, mask_g)
+    t_efp = time.perf_counter() - t0
+    out["efps (FPD/KPD features)"] = {"time": t_efp, "value": [float(fr.sum()), float(fg.sum())]}
+    idx = jet_observables.EFP_W1_INDICES()
+    # W1EFP reuses the d<=4 EFPs computed once for FPD/KPD (jetnet computes its 5 EFPs separately)
+    run("w1efp", lambda: rss(wasserstein.w1_batched(fr[:, idx], fg[:, idx])))
+    run("fpd", lambda: list(frechet.fpd(fr, fg)))
+    run("kpd", lambda: list(kernel.kpd(fr, fg)))
+    run("cov_mmd", lambda: [v[0] for v in emd.cov_mmd(real, gen)])
+    if with_fpnd:
+        from pcbench.metrics import fpnd
+
+        run("fpnd", lambda: [fpnd.fpnd(gen, "g")])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--real", required=True)
+    ap.add_argument("--gen", required=True)
+    ap.add_argument("--jetnet-python", required=True)
+    ap.add_argument("--n", type=int, default=50_000)
+    ap.add_argument("--fpnd", action="store_true", help="include FPND (minutes on a CPU)")
+    args = ap.parse_args()
+
+    from pcbench.data import read
+
+    real = read(args.real).particles[: args.n].astype(np.float32)
+    gen = read(args.gen).particles[: args.n].astype(np.float32)
+    print(f"{len(real)} real vs {len(gen)} generated jets, {real.shape[1]} particles")
+    with tempfile.TemporaryDirectory() as tmp:
+        arrays = Path(tmp) / "jets.npz"
+        np.savez(arrays, real=real, gen=gen)
+        t0 = time.perf_counter()
+        proc = subprocess.run([args.jetnet_python, "-c", JETNET_SIDE, str(arrays), "1" if args.fpnd else "0"],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"jetnet side failed:\n{proc.stderr[-3000:]}")
+        ref = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"jetnet side: {time.perf_counter() - t0:.1f} s wall including start-up")
+    mine = pcbench_side(real, gen, args.fpnd)
+    print(f"\n{'metric':<26}{'jetnet [s]':>11}{'pcbench [s]':>12}{'ratio':>8}  {'max rel. diff of values':>24}")
+    tot_ref = tot_mine = 0.0
+    for name, r in ref.items():
+        m = mine[name]
+        diff = max(abs(a - b) / max(abs(a), 1e-300) for a, b in zip(r["value"], m["value"]))
+        tot_ref += r["time"]
+        tot_mine += m["time"]
+        print(f"{name:<26}{r['time']:11.2f}{m['time']:12.2f}{r['time'] / m['time']:8.1f}x  {diff:24.2e}")
+    print(f"{'total':<26}{tot_ref:11.2f}{tot_mine:12.2f}{tot_ref / tot_mine:8.1f}x")
+    print("\nvalues: jetnet | pcbench")
+    for name, r in ref.items():
+        print(f"  {name:<24} {r['value']} | {mine[name]['value']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Training any registered jet generator: epochs, validation W1M, best epoch, checkpoints, resume, DDP.
+
+Started as ``torchrun --nproc_per_node K -m pcbench train ...`` (the same command), training runs
+on K processes with torch's DistributedDataParallel (gloo on CPU, nccl on GPUs): every rank
+draws the same shuffled equal-multiplicity batches and takes every K-th, gradients are averaged,
+and rank 0 validates and writes the checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..data import JetSet
+from ..metrics.jet_observables import jet_kinematics
+from ..metrics.wasserstein import w1
+from .base import JetGenerator, JetStats, equal_multiplicity_batches, load_checkpoint_file, save_checkpoint
+from .registry import build_model
+
+__all__ = ["TrainOptions", "train", "load_model", "distributed_context"]
+
+
+@dataclass
+class TrainOptions:
+    """How to train (the model's own settings are in its config).
+
+    Attributes:
+        epochs: total epochs (a resumed run continues up to this number).
+        out_dir: where ``last.pt`` and ``best.pt`` are written.
+        device: ``cpu`` or ``cuda`` (``cuda:<local rank>`` under torchrun).
+        seed: seeds weights, noise and batch order: same seed, same weights on CPU.
+        val_every: validate (W1M on the validation jets) every this many epochs; 0 never.
+        val_jets: at most this many validation jets.
+        checkpoint_every: write ``last.pt`` every this many epochs (and at the end).
+        resume: continue from ``out_dir/last.pt``.
+        progress: show a rich progress bar.
+        provenance: data provenance stored in the checkpoints.
+    """
+
+    epochs: int
+    out_dir: Path
+    device: str = "cpu"
+    seed: int = 0
+    val_every: int = 5
+    val_jets: int = 5000
+    checkpoint_every: int = 5
+    resume: bool = False
+    progress: bool = True
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def distributed_context(device: str) -> tuple[int, int, str]:
+    """(rank, world size, device); initialises the process group when torchrun started us."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        device = f"cuda:{local}"
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return dist.get_rank(), world, device
+
+
+def _validate(model: JetGenerator, valid: JetSet, n: int, seed: int) -> float:
+    """W1 of the relative jet mass between ``n`` generated and validation jets."""
+    real = valid.subset(slice(0, n))
+    gen = model.sample(len(real), seed=seed, multiplicities=real.mask.sum(1))
+    return w1(jet_kinematics(real.particles, real.mask)["mass"], jet_kinematics(gen.particles, gen.mask)["mass"])
+
+
+def _payload(model: JetGenerator, name: str, optimizers, epoch: int, history: list, best: dict,
+             opts: TrainOptions, world: int) -> dict[str, Any]:
+    return {"model": name, "config": model.config, "stats": model.stats.to_dict(), "state_dict": model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in optimizers.items()}, "epoch": epoch, "history": history,
+            "best": best, "seed": opts.seed, "world_size": world, "torch_rng": torch.get_rng_state(),
+            "provenance": {**opts.provenance, "pcbench_version": __version__, "torch": torch.__version__}}
+
+
+def train(name: str, config: dict[str, Any], train_jets: JetSet, opts: TrainOptions,
+          valid_jets: JetSet | None = None) -> Path:
+    """Train model ``name``; returns the path of the best checkpoint (``last.pt`` without validation)."""
+    rank, world, device = distributed_context(opts.device)
+    torch.manual_seed(opts.seed)
+    out = Path(opts.out_dir)
+    model = build_model(name, config, train_jets).to(device)
+    optimizers = model.make_optimizers()
+    start, history, best = 0, [], {"epoch": None, "w1m": float("inf")}
+    if opts.resume and (out / "last.pt").exists():
+        state = load_checkpoint_file(out / "last.pt", device)
+        model.load_state_dict(state["state_dict"])
+        for k, o in optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        start, history, best = state["epoch"], state["history"], state["best"]
+        torch.set_rng_state(state["torch_rng"])
+    modules = dict(model.trainable())
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        modules = {k: DDP(m, device_ids=[device] if device.startswith("cuda") else None) for k, m in modules.items()}
+    mult = train_jets.mask.sum(1)
+    particles = torch.as_tensor(train_jets.particles, dtype=torch.float32)
+
+    bar = task = None
+    if opts.progress and rank == 0:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       TextColumn("{task.fields[info]}"))
+        bar.start()
+        task = bar.add_task(f"training {name}", total=opts.epochs, completed=start, info="")
+    try:
+        for epoch in range(start + 1, opts.epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            rng = np.random.default_rng([opts.seed, epoch])
+            losses: dict[str, list[float]] = {}
+            for idx in equal_multiplicity_batches(mult, model.config["batch_size"], rng, rank, world):
+                m = int(mult[idx[0]])
+                x = model.stats.normalise(particles[idx, :m].to(device))
+                for k, v in model.training_step(x, optimizers, modules).items():
+                    losses.setdefault(k, []).append(v)
+            record = {"epoch": epoch, "seconds": time.perf_counter() - t0, **{k: float(np.mean(v)) for k, v in losses.items()}}
+            if rank == 0 and valid_jets is not None and opts.val_every and epoch % opts.val_every == 0:
+                record["val_w1m"] = _validate(model, valid_jets, opts.val_jets, opts.seed)
+                if record["val_w1m"] < best["w1m"]:
+                    best = {"epoch": epoch, "w1m": record["val_w1m"]}
+                    save_checkpoint(out / "best.pt", _payload(model, name, optimizers, epoch, history + [record], best, opts, world))
+            history.append(record)
+            if rank == 0 and (epoch % opts.checkpoint_every == 0 or epoch == opts.epochs):
+                save_checkpoint(out / "last.pt", _payload(model, name, optimizers, epoch, history, best, opts, world))
+            if bar is not None:
+                info = " ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch")
+                bar.update(task, completed=epoch, info=info)
+        if rank == 0 and start >= opts.epochs and not (out / "last.pt").exists():
+            save_checkpoint(out / "last.pt", _payload(model, name, optimizers, start, history, best, opts, world))
+    finally:
+        if bar is not None:
+            bar.stop()
+    return out / ("best.pt" if (out / "best.pt").exists() else "last.pt")
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[JetGenerator, dict[str, Any]]:
+    """A generator restored from a checkpoint, in eval mode, and the checkpoint's payload."""
+    payload = load_checkpoint_file(path, device)
+    model = build_model(payload["model"], payload["config"], stats=JetStats.from_dict(payload["stats"]))
+    if payload["model"] == "independent":  # its particle pool is a buffer of a size known only now
+        model.pool = torch.empty_like(payload["state_dict"]["pool"])
+    if "train_conditions" in payload["state_dict"]:
+        model.train_conditions = torch.empty_like(payload["state_dict"]["train_conditions"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval(), payload

@@ -1,0 +1,171 @@
+"""Jet generators: shapes, equivariance, checkpoints, training, determinism, resume, DDP, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pcbench.cli import cli
+from pcbench.data import JetSet, read, validate_file, write
+from pcbench.data.simulate.jets import JetSimConfig, simulate_jet_chunk
+from pcbench.models import MODELS, TrainOptions, build_model, load_model, model_config, train
+from pcbench.models.epic import EPiCLayer
+from pcbench.models.epic_fm import ode_solve
+from pcbench.models.mpgan import MessagePassing
+
+TINY = {
+    "epic-gan": {"hidden": 16, "gen_layers": 1, "disc_layers": 1, "batch_size": 32},
+    "epic-fm": {"hidden": 16, "layers": 1, "batch_size": 32, "steps": 4},
+    "mp-gan": {"latent_node": 8, "disc_node": 8, "fe": [8], "fn": [8], "fnd": [8], "batch_size": 32},
+    "independent": {},
+}
+
+
+@pytest.fixture(scope="module")
+def jets() -> JetSet:
+    a = simulate_jet_chunk(JetSimConfig("g"), seed=41, n=160)
+    return JetSet.from_jetnet(a["particle_features"], a["jet_features"], "g")
+
+
+def tiny(name: str) -> dict:
+    return model_config(name, "small", **TINY[name])
+
+
+def params_digest(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode() + v.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_samples_have_shapes_masks_and_multiplicities(name, jets):
+    model = build_model(name, tiny(name), jets)
+    mult = np.array([1, 5, 30, 12, 12, 7])
+    out = model.sample(len(mult), seed=3, multiplicities=mult)
+    assert out.particle_features.shape == (6, 30, 4)
+    assert out.mask.sum(1).tolist() == mult.tolist()
+    assert np.all(out.particles[~out.mask] == 0)
+    assert np.all(np.diff(out.particles[..., 2], axis=1) <= 0)  # sorted by pT
+    drawn = model.sample(500, seed=4)
+    assert set(np.unique(drawn.mask.sum(1))) <= set(np.flatnonzero(model.stats.multiplicities))
+
+
+def test_epic_layer_is_permutation_equivariant():
+    torch.manual_seed(0)
+    layer = EPiCLayer(hidden=8, global_dim=4, cond_dim=2)
+    g, x, c = torch.randn(3, 4), torch.randn(3, 7, 8), torch.randn(3, 2)
+    perm = torch.randperm(7)
+    g1, x1 = layer(g, x, c)
+    g2, x2 = layer(g, x[:, perm], c)
+    torch.testing.assert_close(g2, g1)  # the global vector is invariant
+    torch.testing.assert_close(x2, x1[:, perm])  # the points are permuted with the input
+
+
+def test_message_passing_is_permutation_equivariant():
+    torch.manual_seed(1)
+    layer = MessagePassing(feats=5, fe=[6], fn=[6])
+    x = torch.randn(2, 9, 5)
+    perm = torch.randperm(9)
+    torch.testing.assert_close(layer(x[:, perm]), layer(x)[:, perm])
+
+
+@pytest.mark.parametrize("name", ["epic-gan", "epic-fm", "mp-gan"])
+def test_checkpoint_round_trip_gives_identical_samples(name, jets, tmp_path):
+    ckpt = train(name, tiny(name), jets, TrainOptions(epochs=1, out_dir=tmp_path, val_every=0, progress=False))
+    model, payload = load_model(ckpt)
+    again, _ = load_model(ckpt)
+    a, b = model.sample(40, seed=9), again.sample(40, seed=9)
+    assert np.array_equal(a.particle_features, b.particle_features)
+    assert payload["epoch"] == 1 and payload["model"] == name and len(payload["checkpoint_md5"]) == 32
+
+
+def test_flow_matching_loss_falls(jets):
+    torch.manual_seed(0)
+    model = build_model("epic-fm", tiny("epic-fm"), jets)
+    opt = model.make_optimizers()
+    x = model.stats.normalise(torch.as_tensor(jets.particles[jets.mask.sum(1) == 30][:32, :30], dtype=torch.float32))
+    losses = [model.training_step(x, opt, model.trainable())["loss"] for _ in range(60)]
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+
+
+@pytest.mark.parametrize("name", ["epic-gan", "mp-gan"])
+def test_gan_critic_learns(name, jets):
+    torch.manual_seed(0)
+    model = build_model(name, tiny(name), jets)
+    opt = model.make_optimizers()
+    rows = jets.mask.sum(1) >= 20
+    x = model.stats.normalise(torch.as_tensor(jets.particles[rows][:32, :20], dtype=torch.float32))
+    losses = [model.training_step(x, opt, model.trainable())["loss_d"] for _ in range(40)]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_ode_solvers_have_their_order():
+    # dx/dt = -x from t=1 to 0: x(0) = x(1) e; error ~ h (Euler), h^2 (midpoint)
+    f = lambda x, t: -x  # noqa: E731
+    x1 = torch.ones(1, dtype=torch.float64)
+    for method, order in (("euler", 1), ("midpoint", 2)):
+        e1 = abs(ode_solve(f, x1, 1.0, 0.0, 20, method) - np.e).item()
+        e2 = abs(ode_solve(f, x1, 1.0, 0.0, 40, method) - np.e).item()
+        assert e1 / e2 == pytest.approx(2**order, rel=0.1), method
+
+
+def test_training_is_deterministic_and_resume_continues_exactly(jets, tmp_path):
+    opts = dict(val_every=0, progress=False, seed=5)
+    a = train("epic-fm", tiny("epic-fm"), jets, TrainOptions(epochs=2, out_dir=tmp_path / "a", **opts))
+    b = train("epic-fm", tiny("epic-fm"), jets, TrainOptions(epochs=2, out_dir=tmp_path / "b", **opts))
+    train("epic-fm", tiny("epic-fm"), jets, TrainOptions(epochs=1, out_dir=tmp_path / "c", **opts))
+    c = train("epic-fm", tiny("epic-fm"), jets, TrainOptions(epochs=2, out_dir=tmp_path / "c", resume=True, **opts))
+    da, db, dc = (params_digest(load_model(p)[0]) for p in (a, b, c))
+    assert da == db == dc
+
+
+def test_best_epoch_is_kept_by_validation_w1m(jets, tmp_path):
+    best = train("epic-fm", tiny("epic-fm"), jets.subset(slice(0, 120)),
+                 TrainOptions(epochs=3, out_dir=tmp_path, val_every=1, val_jets=40, progress=False),
+                 valid_jets=jets.subset(slice(120, 160)))
+    payload = load_model(best)[1]
+    vals = [h["val_w1m"] for h in load_model(tmp_path / "last.pt")[1]["history"]]
+    assert best.name == "best.pt" and payload["best"]["w1m"] == min(vals)
+    assert payload["epoch"] == 1 + int(np.argmin(vals))
+
+
+def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
+    """One torchrun-like process: the environment torchrun would set, then the ordinary train()."""
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    train("epic-fm", tiny("epic-fm"), read(data), TrainOptions(epochs=1, out_dir=out, val_every=0, progress=False))
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_with_two_gloo_processes(jets, tmp_path):
+    data = write(tmp_path / "jets.h5", jets)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.start_processes(_ddp_worker, args=(2, port, str(data), str(tmp_path / "ddp")), nprocs=2,
+                                          join=True, start_method="spawn")
+    payload = load_model(tmp_path / "ddp" / "last.pt")[1]
+    assert payload["world_size"] == 2 and payload["epoch"] == 1
+
+
+def test_cli_train_then_sample(jets, tmp_path):
+    data = write(tmp_path / "g.h5", jets)
+    res = CliRunner().invoke(cli, ["train", "epic-gan", "--data-file", str(data), "--epochs", "1", "--out",
+                                   str(tmp_path / "run"), "--set", "hidden=16", "--set", "gen_layers=1",
+                                   "--set", "disc_layers=1", "--val-every", "1"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["sample", str(tmp_path / "run" / "best.pt"), "-n", "64", "-o", str(tmp_path / "s.h5"),
+                                   "--batch-size", "32"])
+    assert res.exit_code == 0, res.output
+    assert validate_file(tmp_path / "s.h5").ok
+    out = read(tmp_path / "s.h5")
+    assert len(out) == 64 and out.attrs["model"] == "epic-gan" and out.attrs["generation_time_per_object_s"] > 0
+    assert (out.jet_type == 0).all() and out.attrs["hardware"]["device"] == "cpu"
