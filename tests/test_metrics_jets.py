@@ -155,8 +155,8 @@ def test_suite_is_bit_identical_for_a_seed_and_orders_models(jets):
     cfg = JetSuiteConfig.named("fast")
     gen = jets["t"].subset(slice(0, 150))
     ref = jets["g"]
-    m1, s1 = jet_suite(gen, ref, cfg, "g")
-    m2, _ = jet_suite(gen, ref, cfg, "g")
+    m1, s1, _ = jet_suite(gen, ref, cfg, "g")
+    m2, _, _ = jet_suite(gen, ref, cfg, "g")
     assert repr([(k, v.value, v.error, v.truth) for k, v in m1.items()]) == repr([(k, v.value, v.error, v.truth) for k, v in m2.items()])
     assert s1["n_jets"] == 150
     # top jets posing as gluon jets are far worse than the truth-vs-truth floor

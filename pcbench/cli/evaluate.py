@@ -53,16 +53,21 @@ def legend(result: EvaluationResult) -> str:
               show_default=True, help="Directory for the JSON result record.")
 @click.option("--profile", type=click.Choice(["full", "fast"]), default="full", show_default=True,
               help="full: the papers' settings; fast: small batches (tests, demo).")
+@click.option("--plots", is_flag=True, help="Also write PNG histograms (ratio panels) and an HTML report.")
+@click.option("--metrics", default="", help="Comma-separated subset of metrics (default: all).")
 @cache_option
 def evaluate_cmd(samples: Path, reference: str, model_name: str | None, out_dir: Path, profile: str,
-                 cache_dir: Path | None) -> None:
+                 plots: bool, metrics: str, cache_dir: Path | None) -> None:
     """Validate SAMPLES, run its metric suite against the reference, print and record the results."""
     with console.status("evaluating") as status:
         result = evaluate(samples, reference, model_name, profile, Cache(cache_dir), out_dir,
-                          progress=lambda msg: status.update(f"evaluating: {msg}"))
+                          progress=lambda msg: status.update(f"evaluating: {msg}"), plots=plots,
+                          metrics=tuple(m for m in metrics.split(",") if m))
     console.print(render(result))
     console.print("values are mean ± error over batches, folds or bootstraps; definitions:\n" + legend(result),
                   highlight=False, markup=False)
     if result.provenance.get("fpnd", "").startswith("skipped"):
         console.print(f"FPND {result.provenance['fpnd']}", highlight=False)
     console.print(f"record: {out_dir / (result.model + '.json')}", highlight=False)
+    if plots:
+        console.print(f"report: {out_dir / (result.model + '.html')}", highlight=False)

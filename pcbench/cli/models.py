@@ -39,8 +39,10 @@ def _training_data(data: str | None, data_file: Path | None, cache: Cache):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--val-every", type=int, default=5, show_default=True, help="Validate W1M every N epochs (0: never).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
+@click.option("--max-minutes", type=float, default=None, help="Stop after the epoch that ends past this budget.")
 @cache_option
-def train_cmd(name, data, data_file, config_name, overrides, epochs, device, seed, out_dir, val_every, resume, cache_dir):
+def train_cmd(name, data, data_file, config_name, overrides, epochs, device, seed, out_dir, val_every, resume,
+              max_minutes, cache_dir):
     """Train a jet generator; checkpoints (last.pt, best.pt by validation W1M) go to OUT."""
     sets = {}
     for item in overrides:
@@ -54,7 +56,7 @@ def train_cmd(name, data, data_file, config_name, overrides, epochs, device, see
     types = sorted({int(t) for t in train_jets.jet_type if t >= 0})
     prov["jet_type"] = "gqtwz"[types[0]] if len(types) == 1 else None
     opts = TrainOptions(epochs=epochs if epochs is not None else config["epochs"], out_dir=out_dir, device=device,
-                        seed=seed, val_every=val_every, resume=resume, provenance=prov)
+                        seed=seed, val_every=val_every, resume=resume, max_minutes=max_minutes, provenance=prov)
     best = train(name, config, train_jets, opts, valid_jets)
     console.print(f"[green]trained[/] {name} ({config_name} config, {len(train_jets)} training jets); "
                   f"checkpoint: {best}", highlight=False)

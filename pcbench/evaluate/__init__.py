@@ -6,6 +6,7 @@ import os
 import platform
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,17 @@ def hardware() -> dict[str, Any]:
 
 def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None = None,
              profile: str = "full", cache: Cache | None = None, out_dir: str | os.PathLike[str] | None = None,
-             progress: Callable[[str], None] | None = None) -> EvaluationResult:
+             progress: Callable[[str], None] | None = None, plots: bool = False,
+             metrics: tuple[str, ...] = ()) -> EvaluationResult:
     """Evaluate a sample file against a reference (registry name: its test split; or a file).
 
     The file is validated first (every problem is reported); the suite of its kind runs with the
     truth-vs-truth column; the record holds values, errors, the reference's name, split and
     checksum, the sample file's checksum and size, the suite version and settings, seeds,
     pcbench's version, the hardware, and the generation time per object if the file carries it.
-    With ``out_dir`` the record is written there as ``<model>.json``.
+    With ``out_dir`` the record is written there as ``<model>.json``; with ``plots`` also PNG
+    histograms (``<model>_plots/``) and a one-page HTML report (``<model>.html``).
+    ``metrics`` restricts the suite to some metrics (empty: all).
     """
     samples = Path(samples)
     report = validate_file(samples)
@@ -54,9 +58,9 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
                            f"{type(ref).__name__}: evaluate against a reference of the same kind")
     if not isinstance(gen, JetSet):
         raise PcbenchError(f"no metric suite for {report.kind} yet (jets only)")
-    cfg = JetSuiteConfig.named(profile)
+    cfg = replace(JetSuiteConfig.named(profile), metrics=tuple(metrics))
     jet_type = infer_jet_type(ref, gen)
-    metrics, settings = jet_suite(gen, ref, cfg, jet_type, progress)
+    values, settings, samples_used = jet_suite(gen, ref, cfg, jet_type, progress)
     model = model or gen.attrs.get("model") or samples.stem
     provenance = {
         **ref_info,
@@ -66,8 +70,13 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
         "generation_time_per_object_s": gen.attrs.get("generation_time_per_object_s"),
         "generation_hardware": gen.attrs.get("hardware"),
     }
-    result = EvaluationResult(kind=report.kind or "jets", model=model, metrics=metrics, provenance=provenance)
+    result = EvaluationResult(kind=report.kind or "jets", model=model, metrics=values, provenance=provenance)
     if out_dir is not None:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
         result.write(Path(out_dir) / f"{safe}.json")
+        if plots:
+            from .plots import html_report, jet_plots
+
+            figures = jet_plots(samples_used["gen"], samples_used["real"], Path(out_dir) / f"{safe}_plots", result)
+            html_report(result, figures, Path(out_dir) / f"{safe}.html")
     return result

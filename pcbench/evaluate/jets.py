@@ -44,6 +44,7 @@ class JetSuiteConfig:
     classifier_folds: int = 5
     classifier_max_jets: int = 20_000
     deepsets_epochs: int = 10
+    metrics: tuple[str, ...] = ()  # the metrics to compute; empty: all
 
     @classmethod
     def named(cls, profile: str) -> JetSuiteConfig:
@@ -102,26 +103,35 @@ def _pair(gen: JetSet, gf: dict[str, np.ndarray], real: JetSet, rf: dict[str, np
     s = cfg.seed
     out: dict[str, tuple[float, float]] = {}
 
+    def want(*names: str) -> bool:
+        return not cfg.metrics or any(n in cfg.metrics for n in names)
+
     def w1(a: np.ndarray, b: np.ndarray, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
         return wasserstein.w1_batched(a, b, cfg.w1_samples, cfg.w1_batches, seed=s, **kw)
 
     step("W1")
-    m, e = w1(rf["mass"][:, None], gf["mass"][:, None])
-    out["w1m"] = (float(m[0]), float(e[0]))
-    out["w1p"] = _mean_and_rss(*w1(real.particles, gen.particles, real_mask=real.mask, gen_mask=gen.mask))
-    idx = jet_observables.EFP_W1_INDICES()
-    out["w1efp"] = _mean_and_rss(*w1(rf["efps"][:, idx], gf["efps"][:, idx]))
+    if want("w1m"):
+        m, e = w1(rf["mass"][:, None], gf["mass"][:, None])
+        out["w1m"] = (float(m[0]), float(e[0]))
+    if want("w1p"):
+        out["w1p"] = _mean_and_rss(*w1(real.particles, gen.particles, real_mask=real.mask, gen_mask=gen.mask))
+    if want("w1efp"):
+        idx = jet_observables.EFP_W1_INDICES()
+        out["w1efp"] = _mean_and_rss(*w1(rf["efps"][:, idx], gf["efps"][:, idx]))
     for t in ("tau21", "tau32"):
-        m, e = w1(rf[t][:, None], gf[t][:, None])
-        out[f"w1_{t}"] = (float(m[0]), float(e[0]))
+        if want(f"w1_{t}"):
+            m, e = w1(rf[t][:, None], gf[t][:, None])
+            out[f"w1_{t}"] = (float(m[0]), float(e[0]))
     step("FPD, KPD")
-    out["fpd"] = frechet.fpd(rf["efps"], gf["efps"], cfg.fpd_min_samples, cfg.fpd_max_samples,
-                             cfg.fpd_batches, cfg.fpd_points, seed=s)
-    out["kpd"] = kernel.kpd(rf["efps"], gf["efps"], cfg.kpd_batches, cfg.kpd_batch_size, seed=s)
-    step("COV, MMD")
-    cov, mmd = emd.cov_mmd(real.particles, gen.particles, cfg.cov_samples, cfg.cov_batches, seed=s)
-    out["cov"], out["mmd"] = cov, mmd
-    if fpnd_type is not None:
+    if want("fpd"):
+        out["fpd"] = frechet.fpd(rf["efps"], gf["efps"], cfg.fpd_min_samples, cfg.fpd_max_samples,
+                                 cfg.fpd_batches, cfg.fpd_points, seed=s)
+    if want("kpd"):
+        out["kpd"] = kernel.kpd(rf["efps"], gf["efps"], cfg.kpd_batches, cfg.kpd_batch_size, seed=s)
+    if want("cov", "mmd"):
+        step("COV, MMD")
+        out["cov"], out["mmd"] = emd.cov_mmd(real.particles, gen.particles, cfg.cov_samples, cfg.cov_batches, seed=s)
+    if fpnd_type is not None and want("fpnd"):
         from ..metrics import fpnd
 
         step("FPND")
@@ -130,21 +140,23 @@ def _pair(gen: JetSet, gf: dict[str, np.ndarray], real: JetSet, rf: dict[str, np
     kl = {"kl_mass": (rf["mass"], gf["mass"]), "kl_ptconst": (real.particles[..., 2][real.mask], gen.particles[..., 2][gen.mask]),
           "kl_tau21": (rf["tau21"], gf["tau21"]), "kl_tau32": (rf["tau32"], gf["tau32"])}
     for name, (a, b) in kl.items():
-        out[name] = divergence.kl_divergence_bootstrap(a, b, cfg.kl_bootstrap, s, cfg.kl_bins)
+        if want(name):
+            out[name] = divergence.kl_divergence_bootstrap(a, b, cfg.kl_bootstrap, s, cfg.kl_bins)
     step("classifiers")
     n = min(cfg.classifier_max_jets, len(real), len(gen))
-    auc = classifier.hl_classifier_auc(_hl_matrix(rf)[:n], _hl_matrix(gf)[:n], cfg.classifier_folds, s)
-    out["auc_hl"] = auc[:2]
-    auc = classifier.deepsets_classifier_auc(real.particle_features[:n], gen.particle_features[:n],
-                                             cfg.classifier_folds, s, epochs=cfg.deepsets_epochs)
-    out["auc_pl"] = auc[:2]
+    if want("auc_hl"):
+        out["auc_hl"] = classifier.hl_classifier_auc(_hl_matrix(rf)[:n], _hl_matrix(gf)[:n], cfg.classifier_folds, s)[:2]
+    if want("auc_pl"):
+        out["auc_pl"] = classifier.deepsets_classifier_auc(real.particle_features[:n], gen.particle_features[:n],
+                                                           cfg.classifier_folds, s, epochs=cfg.deepsets_epochs)[:2]
     return out
 
 
 def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConfig(),
-              jet_type: str | None = None,
-              progress: Callable[[str], None] | None = None) -> tuple[dict[str, MetricValue], dict[str, Any]]:
-    """Run the suite; returns the metrics and the settings actually used (sizes, seeds, config).
+              jet_type: str | None = None, progress: Callable[[str], None] | None = None,
+              ) -> tuple[dict[str, MetricValue], dict[str, Any], dict[str, Any]]:
+    """Run the suite; returns the metrics, the settings actually used (sizes, seeds, config), and
+    the samples compared with their features (``gen``, ``real``: (JetSet, features)) for plots.
 
     The reference is split (``default_rng(seed)`` permutation) into disjoint halves A and B of
     n = min(len(gen), len(reference) // 2) jets; the first n generated jets are compared to A, and
@@ -179,7 +191,7 @@ def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConf
     settings = {"suite_version": JET_SUITE_VERSION, "n_jets": n, "config": asdict(cfg),
                 "jet_type": jet_type, "fpnd": "computed" if fpnd_type else
                 "skipped: needs 30-particle g, q or t jets and the jetnet wheel's ParticleNet weights"}
-    return metrics, settings
+    return metrics, settings, {"gen": (gen_n, fg), "real": (real_a, fa)}
 
 
 def infer_jet_type(*sets: JetSet) -> str | None:

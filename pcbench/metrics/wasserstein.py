@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import wasserstein_distance
 
 __all__ = ["w1", "w1_batched"]
 
 
 def w1(x: np.ndarray, y: np.ndarray) -> float:
-    """W1 between the empirical distributions of two 1-D samples (``scipy.stats.wasserstein_distance``)."""
-    return float(wasserstein_distance(np.ravel(x), np.ravel(y)))
+    """W1 between the empirical distributions of two 1-D samples: the integral of |F_x - F_y|.
+
+    The same quantity as ``scipy.stats.wasserstein_distance`` (tested to rounding), computed from
+    the two sorted samples merged with a stable sort (linear on two sorted runs) instead of
+    scipy's extra sorts, which matters for the millions of particles of W1P.
+    """
+    x = np.sort(np.ravel(x).astype(np.float64, copy=False))
+    y = np.sort(np.ravel(y).astype(np.float64, copy=False))
+    both = np.sort(np.concatenate([x, y]), kind="stable")
+    widths = np.diff(both)
+    fx = np.searchsorted(x, both[:-1], side="right") / len(x)
+    fy = np.searchsorted(y, both[:-1], side="right") / len(y)
+    return float(np.sum(np.abs(fx - fy) * widths))
 
 
 def w1_batched(real: np.ndarray, gen: np.ndarray, num_eval_samples: int = 50_000, num_batches: int = 5,
@@ -40,5 +50,5 @@ def w1_batched(real: np.ndarray, gen: np.ndarray, num_eval_samples: int = 50_000
         if len(x) == 0 or len(y) == 0:
             vals[b] = np.inf
             continue
-        vals[b] = [wasserstein_distance(x[:, f], y[:, f]) for f in range(n_feat)]
+        vals[b] = [w1(x[:, f], y[:, f]) for f in range(n_feat)]
     return vals.mean(axis=0), vals.std(axis=0)

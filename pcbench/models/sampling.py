@@ -6,9 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from ..data import JetSet, write
+from ..data import JET_TYPES, JetSet, write
 from .training import load_model
 
 __all__ = ["sample_jets", "time_generation"]
@@ -42,7 +43,8 @@ def sample_jets(checkpoint: str | Path, n: int, out: str | Path, batch_size: int
              "checkpoint_md5": payload["checkpoint_md5"], "checkpoint_epoch": payload["epoch"], "seed": seed,
              "generation_time_per_object_s": per_jet, "generation_batch_size": batch_size,
              "hardware": {**hardware(), "device": device}, "training_data": payload["provenance"]}
-    types = payload["provenance"].get("jet_type")
-    if types:
-        jets = JetSet(jets.particles, jets.mask, jets.jets, jets.jet_type * 0 + "gqtwz".index(types), jets.attrs)
+    jet_type = payload["provenance"].get("jet_type")
+    if jet_type in JET_TYPES:  # the class the model was trained on
+        jets = JetSet(jets.particles, jets.mask, jets.jets, np.full(len(jets), JET_TYPES.index(jet_type), np.int8),
+                      jets.attrs)
     return write(out, jets, attrs), attrs

@@ -40,6 +40,7 @@ class TrainOptions:
         val_jets: at most this many validation jets.
         checkpoint_every: write ``last.pt`` every this many epochs (and at the end).
         resume: continue from ``out_dir/last.pt``.
+        max_minutes: stop after the first epoch that ends past this wall-clock budget (None: no limit).
         progress: show a rich progress bar.
         provenance: data provenance stored in the checkpoints.
     """
@@ -52,6 +53,7 @@ class TrainOptions:
     val_jets: int = 5000
     checkpoint_every: int = 5
     resume: bool = False
+    max_minutes: float | None = None
     progress: bool = True
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -119,6 +121,7 @@ def train(name: str, config: dict[str, Any], train_jets: JetSet, opts: TrainOpti
                        TextColumn("{task.fields[info]}"))
         bar.start()
         task = bar.add_task(f"training {name}", total=opts.epochs, completed=start, info="")
+    started = time.perf_counter()
     try:
         for epoch in range(start + 1, opts.epochs + 1):
             t0 = time.perf_counter()
@@ -137,11 +140,20 @@ def train(name: str, config: dict[str, Any], train_jets: JetSet, opts: TrainOpti
                     best = {"epoch": epoch, "w1m": record["val_w1m"]}
                     save_checkpoint(out / "best.pt", _payload(model, name, optimizers, epoch, history + [record], best, opts, world))
             history.append(record)
-            if rank == 0 and (epoch % opts.checkpoint_every == 0 or epoch == opts.epochs):
+            out_of_time = opts.max_minutes is not None and time.perf_counter() - started > 60 * opts.max_minutes
+            if world > 1 and opts.max_minutes is not None:  # every rank stops after the same epoch
+                import torch.distributed as dist
+
+                flag = torch.tensor([float(out_of_time)])
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                out_of_time = bool(flag.item())
+            if rank == 0 and (epoch % opts.checkpoint_every == 0 or epoch == opts.epochs or out_of_time):
                 save_checkpoint(out / "last.pt", _payload(model, name, optimizers, epoch, history, best, opts, world))
             if bar is not None:
                 info = " ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch")
                 bar.update(task, completed=epoch, info=info)
+            if out_of_time:
+                break
         if rank == 0 and start >= opts.epochs and not (out / "last.pt").exists():
             save_checkpoint(out / "last.pt", _payload(model, name, optimizers, start, history, best, opts, world))
     finally:

@@ -1,0 +1,130 @@
+"""A leaderboard run from a YAML config: data -> train -> sample -> evaluate -> tables.
+
+The same function serves the demo (``pcbench demo``), the committed tables
+(``pcbench leaderboard run``) and their reproduction (``pcbench leaderboard reproduce``).
+A config (see ``leaderboard/smoke/config.yaml``)::
+
+    name: smoke
+    data: {simulate: jetnet30, jet_type: g, n: 1200, seed: 1, workers: 2}   # or {dataset: jetnet30:g}
+    threads: 2
+    train: {seed: 0, val_every: 0}
+    sample: {n: 300, seed: 0, batch_size: 256}
+    evaluate: {profile: fast, metrics: [w1m, w1p, w1efp, fpd]}
+    models:
+      - {name: epic-fm, config: small, epochs: 2, max_minutes: null, set: {hidden: 32}}
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from ..data import Cache, JetSet, load, read, write
+from ..data.loaders import split_indices
+from ..data.simulate import JetSimConfig, simulate_jets
+from ..errors import PcbenchError
+from ..evaluate import EvaluationResult, evaluate
+from ..models import TrainOptions, model_config, sample_jets, train
+from .tables import build_tables, write_table
+
+__all__ = ["load_config", "run_pipeline", "platform_fingerprint"]
+
+_KEYS = {"name", "description", "data", "threads", "train", "sample", "evaluate", "models", "tolerance"}
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a leaderboard config; errors name the file and the field."""
+    path = Path(path)
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PcbenchError(f"{path}: cannot read the config: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise PcbenchError(f"{path}: expected a mapping")
+    unknown = set(cfg) - _KEYS
+    if unknown:
+        raise PcbenchError(f"{path}: unknown field(s) {', '.join(sorted(unknown))}; expected {sorted(_KEYS)}")
+    for key in ("name", "data", "models"):
+        if key not in cfg:
+            raise PcbenchError(f"{path}: missing field {key!r}")
+    for i, m in enumerate(cfg["models"]):
+        if "name" not in m:
+            raise PcbenchError(f"{path}: models[{i}] has no 'name'")
+    return cfg
+
+
+def platform_fingerprint() -> dict[str, Any]:
+    """What must agree for bit-identical reproduction: machine, Python, numpy, torch, threads."""
+    return {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
+            "numpy": np.__version__, "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def _data(cfg: dict[str, Any], work: Path, cache: Cache, progress: bool) -> tuple[JetSet, JetSet, Path, str]:
+    """(train, valid, reference file = test split, benchmark reference name)."""
+    d = cfg["data"]
+    if "simulate" in d:
+        sim = JetSimConfig(d.get("jet_type", "g"), num_particles={"jetnet30": 30, "jetnet150": 150}[d["simulate"]])
+        path = work / "data.h5"
+        if not path.exists():
+            simulate_jets(int(d["n"]), sim, path, seed=int(d.get("seed", 1)), workers=int(d.get("workers", 1)),
+                          progress=progress)
+        jets = read(path)
+        train_set, valid, test = (jets.subset(split_indices(len(jets), s)) for s in ("train", "valid", "test"))
+        name = f"{d['simulate']}-sim:{sim.jet_type} (n={d['n']}, seed={d.get('seed', 1)})"
+    elif "dataset" in d:
+        train_set, valid, test = (load(d["dataset"], s, cache) for s in ("train", "valid", "test"))
+        name = d["dataset"]
+    else:
+        raise PcbenchError("config data: expected 'simulate' (jetnet30/jetnet150) or 'dataset' (a registry name)")
+    ref = write(work / "reference.h5", test)
+    return train_set, valid, ref, name
+
+
+def run_pipeline(cfg: dict[str, Any], work_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
+                 cache: Cache | None = None, plots: bool = False, progress: bool = True,
+                 log: Callable[[str], None] = print) -> list[EvaluationResult]:
+    """Run a config end to end in ``work_dir``; with ``out_dir`` write its tables there.
+
+    Returns the evaluation records (one per model), whose ``reference`` is the config's data
+    name, so that tables are keyed by benchmark rather than by a temporary path.
+    """
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    tr = cfg.get("train", {})
+    sm = cfg.get("sample", {})
+    ev = cfg.get("evaluate", {})
+    train_set, valid, ref_path, ref_name = _data(cfg, work, cache or Cache(), progress)
+    log(f"data: {ref_name}: {len(train_set)} training, {len(valid)} validation, {len(read(ref_path))} reference jets")
+    records = []
+    for spec in cfg["models"]:
+        name = spec["name"]
+        label = spec.get("label", name)
+        conf = model_config(name, spec.get("config", "small"), **spec.get("set", {}))
+        opts = TrainOptions(epochs=int(spec.get("epochs", conf["epochs"])), out_dir=work / "models" / label,
+                            seed=int(tr.get("seed", 0)), val_every=int(tr.get("val_every", 0)),
+                            max_minutes=spec.get("max_minutes"), progress=progress,
+                            provenance={"data": ref_name, "jet_type": cfg["data"].get("jet_type")})
+        ckpt = train(name, conf, train_set, opts, valid)
+        samples = work / "samples" / f"{label}.h5"
+        sample_jets(ckpt, int(sm.get("n", 1000)), samples, int(sm.get("batch_size", 1024)), seed=int(sm.get("seed", 0)))
+        out = Path(out_dir) if out_dir is not None else work / "results"
+        rec = evaluate(samples, str(ref_path), label, ev.get("profile", "fast"), out_dir=out / "records", plots=plots,
+                       metrics=tuple(ev.get("metrics", ())))
+        rec.provenance.update({"reference": ref_name, "reference_file": str(ref_path.name), "samples": samples.name,
+                               "platform": platform_fingerprint(), "config_name": cfg["name"]})
+        rec.write(out / "records" / f"{label}.json")
+        records.append(rec)
+        log(f"{label}: trained {opts.epochs} epochs max, sampled {sm.get('n', 1000)} jets, evaluated")
+    if out_dir is not None:
+        for table in build_tables(records):
+            write_table(table, out_dir)
+    return records
