@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from pcbench.cli import cli
 from pcbench.evaluate import EvaluationResult, MetricValue
-from pcbench.leaderboard import ComparabilityError, build_tables, compare_csv, reproduce, to_csv, to_markdown, write_table
+from pcbench.leaderboard import (ComparabilityError, build_tables, compare_csv, read_published, reproduce, to_csv,
+                                 to_markdown, write_table)
 
 
 def record(model: str, w1m: float, **prov_changes) -> EvaluationResult:
@@ -120,3 +121,12 @@ def test_reproduce_end_to_end(tmp_path):
     res = CliRunner().invoke(cli, ["leaderboard", "reproduce", str(folder / "config.yaml")])
     assert res.exit_code == 1 and "independent / w1m: committed" in res.output
     shutil.rmtree(tmp_path / "w")
+
+
+def test_published_rows_are_labelled_and_never_bold(tmp_path):
+    rec = record("my-gan", 0.5e-3, reference="jetnet30", jet_type="q")
+    [table] = build_tables([rec], read_published())
+    md = to_markdown(table)
+    assert "| MP-GAN (published: EPiC-GAN paper (arXiv:2301.08128)) | 0.6 ± 0.2 |" in md
+    assert "| my-gan | **0.5 ± 0.1** |" in md  # the computed row is the best; published rows are never marked
+    assert "EPiC-GAN,published" not in to_csv(table) and "(published: EPiC-GAN paper" in to_csv(table)

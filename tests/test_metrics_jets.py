@@ -168,9 +168,14 @@ def test_evaluate_cli_end_to_end(tmp_path, jets):
     write(tmp_path / "ref.h5", jets["g"])
     write(tmp_path / "gen.h5", jets["g"].subset(slice(0, 120)), {"generation_time_per_object_s": 1e-4})
     res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "gen.h5"), "--reference", str(tmp_path / "ref.h5"),
-                                   "--profile", "fast", "--model-name", "copy", "--out", str(tmp_path / "out")])
+                                   "--profile", "fast", "--model-name", "copy", "--out", str(tmp_path / "out"), "--plots"])
     assert res.exit_code == 0, res.output
     assert "w1m" in res.output and "truth vs truth" in res.output
+    pngs = sorted(p.name for p in (tmp_path / "out" / "copy_plots").glob("*.png"))
+    assert len(pngs) == 13 and "jet_mass.png" in pngs and "efp_5.png" in pngs
+    assert (tmp_path / "out" / "copy_plots" / "tau21.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (tmp_path / "out" / "copy.html").read_text()
+    assert all(f"copy_plots/{p}" in page for p in pngs) and "truth vs truth" in page
     record = EvaluationResult.read(tmp_path / "out" / "copy.json")
     assert set(record.metrics) >= {"w1m", "w1p", "w1efp", "fpd", "kpd", "cov", "mmd", "auc_hl", "auc_pl", "kl_tau21"}
     prov = record.provenance

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..evaluate import EvaluationResult
-from ..leaderboard import build_tables, load_config, reproduce, run_pipeline, write_table
+from ..leaderboard import build_tables, load_config, read_published, reproduce, run_pipeline, write_table
 from . import cli, console
 
 
@@ -22,10 +22,16 @@ def leaderboard() -> None:
 @click.argument("records", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboard"),
               show_default=True)
-def build_cmd(records: tuple[Path, ...], out_dir: Path) -> None:
-    """Write one Markdown and one CSV table per benchmark from RECORDS (JSON files or folders)."""
+@click.option("--published", "published", default="builtin", show_default=True,
+              help="CSV of published rows (benchmark, model, source, metric, value, error), 'builtin' for "
+                   "pcbench's, 'none' for no published rows.")
+def build_cmd(records: tuple[Path, ...], out_dir: Path, published: str) -> None:
+    """Write one Markdown and one CSV table per benchmark from RECORDS (JSON files or folders).
+
+    Published rows of the same benchmark are shown below the computed ones, labelled."""
     files = [p for r in records for p in ([r] if r.is_file() else sorted(r.glob("*.json")))]
-    for table in build_tables(EvaluationResult.read(f) for f in files):
+    rows = {} if published == "none" else read_published(None if published == "builtin" else published)
+    for table in build_tables((EvaluationResult.read(f) for f in files), rows):
         md, csv_path = write_table(table, out_dir)
         console.print(f"[green]wrote[/] {md} and {csv_path} ({len(table.records)} models)", highlight=False)
 

@@ -44,7 +44,8 @@ def ratio_histogram(real: np.ndarray, gen: np.ndarray, xlabel: str, path: Path, 
         ratio = dg / dr
         err = ratio * np.sqrt(1 / np.maximum(hg, 1) + 1 / np.maximum(hr, 1))
     centres = 0.5 * (edges[1:] + edges[:-1]) if not log_x else np.sqrt(edges[1:] * edges[:-1])
-    rax.errorbar(centres, ratio, yerr=err, fmt="o", ms=2, color="C0", lw=0.8)
+    ok = hr > 0  # the ratio is defined where the reference has entries
+    rax.errorbar(centres[ok], ratio[ok], yerr=err[ok], fmt="o", ms=2, color="C0", lw=0.8)
     rax.axhline(1, color="grey", lw=0.8)
     rax.set_ylim(0.5, 1.5)
     rax.set_ylabel("gen / ref")

@@ -7,7 +7,7 @@ A config (see ``leaderboard/smoke/config.yaml``)::
     name: smoke
     data: {simulate: jetnet30, jet_type: g, n: 1200, seed: 1, workers: 2}   # or {dataset: jetnet30:g}
     threads: 2
-    train: {seed: 0, val_every: 0}
+    train: {seed: 0, val_every: 0, device: cpu}
     sample: {n: 300, seed: 0, batch_size: 256}
     evaluate: {profile: fast, metrics: [w1m, w1p, w1efp, fpd]}
     models:
@@ -87,6 +87,12 @@ def _data(cfg: dict[str, Any], work: Path, cache: Cache, progress: bool) -> tupl
     return train_set, valid, ref, name
 
 
+def rec_epochs(ckpt: Path) -> int:
+    """Epochs trained up to the checkpoint ``ckpt`` (its folder's last.pt)."""
+    last = ckpt.with_name("last.pt")
+    return int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) if last.exists() else 0
+
+
 def run_pipeline(cfg: dict[str, Any], work_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
                  cache: Cache | None = None, plots: bool = False, progress: bool = True,
                  log: Callable[[str], None] = print) -> list[EvaluationResult]:
@@ -109,13 +115,15 @@ def run_pipeline(cfg: dict[str, Any], work_dir: str | os.PathLike[str], out_dir:
         name = spec["name"]
         label = spec.get("label", name)
         conf = model_config(name, spec.get("config", "small"), **spec.get("set", {}))
+        device = str(tr.get("device", "cpu"))
         opts = TrainOptions(epochs=int(spec.get("epochs", conf["epochs"])), out_dir=work / "models" / label,
-                            seed=int(tr.get("seed", 0)), val_every=int(tr.get("val_every", 0)),
+                            device=device, seed=int(tr.get("seed", 0)), val_every=int(tr.get("val_every", 0)),
                             max_minutes=spec.get("max_minutes"), progress=progress,
                             provenance={"data": ref_name, "jet_type": cfg["data"].get("jet_type")})
         ckpt = train(name, conf, train_set, opts, valid)
         samples = work / "samples" / f"{label}.h5"
-        sample_jets(ckpt, int(sm.get("n", 1000)), samples, int(sm.get("batch_size", 1024)), seed=int(sm.get("seed", 0)))
+        sample_jets(ckpt, int(sm.get("n", 1000)), samples, int(sm.get("batch_size", 1024)), device=device,
+                    seed=int(sm.get("seed", 0)))
         out = Path(out_dir) if out_dir is not None else work / "results"
         rec = evaluate(samples, str(ref_path), label, ev.get("profile", "fast"), out_dir=out / "records", plots=plots,
                        metrics=tuple(ev.get("metrics", ())))
@@ -123,7 +131,8 @@ def run_pipeline(cfg: dict[str, Any], work_dir: str | os.PathLike[str], out_dir:
                                "platform": platform_fingerprint(), "config_name": cfg["name"]})
         rec.write(out / "records" / f"{label}.json")
         records.append(rec)
-        log(f"{label}: trained {opts.epochs} epochs max, sampled {sm.get('n', 1000)} jets, evaluated")
+        trained = rec_epochs(ckpt)
+        log(f"{label}: {trained} epochs trained (best kept: {ckpt.name}), {sm.get('n', 1000)} jets sampled, evaluated")
     if out_dir is not None:
         for table in build_tables(records):
             write_table(table, out_dir)

@@ -22,8 +22,8 @@ from .._io import atomic_write_text
 from ..errors import PcbenchError
 from ..evaluate.result import EvaluationResult, MetricValue
 
-__all__ = ["ComparabilityError", "PublishedRow", "Table", "build_tables", "to_csv", "to_markdown", "write_table",
-           "COMPARABLE_FIELDS"]
+__all__ = ["ComparabilityError", "PublishedRow", "Table", "build_tables", "read_published", "to_csv", "to_markdown",
+           "write_table", "COMPARABLE_FIELDS"]
 
 #: provenance fields that must agree between the records of one table
 COMPARABLE_FIELDS = ("reference", "reference_split", "reference_md5", "suite_version", "profile", "n_jets")
@@ -176,6 +176,25 @@ def to_csv(table: Table) -> str:
                 cells += ["", ""]
         w.writerow([model, kind] + cells)
     return buf.getvalue()
+
+
+def read_published(path: str | os.PathLike[str] | None = None) -> dict[str, list[PublishedRow]]:
+    """Published rows by benchmark from a CSV (benchmark, model, source, metric, value, error),
+    values in the papers' printed scale; default: the jet rows shipped with pcbench."""
+    if path is None:
+        from importlib import resources
+
+        text = (resources.files("pcbench.leaderboard") / "published_jets.csv").read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    rows: dict[tuple[str, str, str], dict[str, tuple[float, float | None]]] = {}
+    for r in csv.DictReader(io.StringIO(text)):
+        err = float(r["error"]) if r["error"] else None
+        rows.setdefault((r["benchmark"], r["model"], r["source"]), {})[r["metric"]] = (float(r["value"]), err)
+    out: dict[str, list[PublishedRow]] = {}
+    for (bench, model, source), values in rows.items():
+        out.setdefault(bench, []).append(PublishedRow(model, source, values))
+    return out
 
 
 def _benchmark_name(record: EvaluationResult) -> str:
