@@ -57,6 +57,18 @@ def test_samples_have_shapes_masks_and_multiplicities(name, jets):
     assert set(np.unique(drawn.mask.sum(1))) <= set(np.flatnonzero(model.stats.multiplicities))
 
 
+def test_postprocessing_keeps_generated_jets_valid(jets):
+    model = build_model("independent", tiny("independent"), jets)
+    raw = np.zeros((2, 30, 3))
+    raw[0, :3] = [[0.1, 0.2, 1.7], [0.0, -0.1, -0.3], [0.05, 3.1, 0.2]]  # ptrel > 1 and < 0, phi past pi
+    raw[1, :1] = [[0.3, -3.0, 0.5]]
+    out = model.postprocess(raw, np.array([3, 1]), np.random.default_rng(0))
+    pt = out.particles[..., 2]
+    assert pt.max() == 1.0 and pt[0, 2] == pytest.approx(model.stats.min_ptrel)
+    assert np.all(np.abs(out.particles[..., 1]) <= np.pi)
+    assert out.particles[1, 0, :2].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)  # one particle: on the axis
+
+
 def test_epic_layer_is_permutation_equivariant():
     torch.manual_seed(0)
     layer = EPiCLayer(hidden=8, global_dim=4, cond_dim=2)

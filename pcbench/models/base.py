@@ -4,7 +4,7 @@ A generator works on particle clouds of one multiplicity at a time (the EPiC-GAN
 batching: no zero padding inside the networks).  Particle features (etarel, phirel, ptrel) are
 standardised per feature and divided by ``norm_sigma`` (EPiC-GAN: sigma = 5); the multiplicity is
 drawn from the training distribution; generated jets are re-centred on their axis, their ptrel
-floored at the training minimum, sorted by pT and zero-padded into the JetNet layout.
+clipped to [training minimum, 1], sorted by pT and zero-padded into the JetNet layout.
 """
 
 from __future__ import annotations
@@ -157,10 +157,11 @@ class JetGenerator(nn.Module):
         return self.postprocess(out, mult, rng)
 
     def postprocess(self, particles: np.ndarray, mult: np.ndarray, rng: np.random.Generator) -> JetSet:
-        """Centre on the jet axis, floor ptrel, sort by pT, zero-pad, and fill the jet features."""
+        """Centre on the jet axis, clip ptrel to [training minimum, 1], sort by pT, zero-pad, and fill
+        the jet features."""
         n, p, _ = particles.shape
         mask = np.arange(p)[None, :] < mult[:, None]
-        particles[..., 2] = np.where(mask, np.maximum(particles[..., 2], self.stats.min_ptrel), 0.0)
+        particles[..., 2] = np.where(mask, np.clip(particles[..., 2], self.stats.min_ptrel, 1.0), 0.0)
         kin = jet_kinematics(particles, mask)
         phi_axis = self._phi_axis(particles, mask)
         particles[..., 0] = np.where(mask, particles[..., 0] - kin["eta"][:, None], 0.0)
