@@ -93,7 +93,7 @@ def _elimination_plan(n_vertices: int, edges: tuple[tuple[int, int], ...]) -> tu
     return tuple(steps), tuple(counts.values())
 
 
-def efps(particles: np.ndarray, mask: np.ndarray, spec: tuple = (("d<=", 4),), chunk: int = 2048) -> np.ndarray:
+def efps(particles: np.ndarray, mask: np.ndarray, spec: tuple = (("d<=", 4),), chunk: int | None = None) -> np.ndarray:
     """Energy flow polynomials (Komiske, Metodiev, Thaler, arXiv:1712.07124) of every jet.
 
     Same definition and order as ``energyflow.EFPSet(*spec, measure="hadr", beta=1,
@@ -106,6 +106,8 @@ def efps(particles: np.ndarray, mask: np.ndarray, spec: tuple = (("d<=", 4),), c
         particles: (N, P, 3) etarel, phirel, ptrel.
         mask: (N, P) bool.
         spec: energyflow selection, default all 36 EFPs of degree <= 4 (FPD/KPD features).
+        chunk: jets per batch; default 2048 * (30 / P)^2, so that the (chunk, P, P) tensors take
+            the same memory (about 15 MB each) whatever P.
 
     Returns:
         (N, number of EFPs) float64.
@@ -114,6 +116,7 @@ def efps(particles: np.ndarray, mask: np.ndarray, spec: tuple = (("d<=", 4),), c
 
     graphs = _efp_graphs(tuple(spec))
     plans = [_elimination_plan(n, edges) for n, edges in graphs]
+    chunk = chunk or max(16, int(2048 * (30 / max(particles.shape[1], 1)) ** 2))
     out = np.empty((len(particles), len(graphs)), dtype=np.float64)
     for lo in range(0, len(particles), chunk):
         p = torch.from_numpy(np.ascontiguousarray(particles[lo:lo + chunk], dtype=np.float64))
