@@ -12,7 +12,12 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["jet_kinematics", "efps", "EFP_W1_INDICES", "nsubjettiness", "tau_ratios"]
+__all__ = ["wrap_phi", "jet_kinematics", "efps", "EFP_W1_INDICES", "nsubjettiness", "tau_ratios"]
+
+
+def wrap_phi(dphi: np.ndarray) -> np.ndarray:
+    """Angles wrapped into [-pi, pi)."""
+    return (dphi + np.pi) % (2 * np.pi) - np.pi
 
 
 def _four_momenta(particles: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -23,18 +28,20 @@ def _four_momenta(particles: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def jet_kinematics(particles: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Relative jet mass m/pT_jet, relative pT, and multiplicity of each jet.
+    """Relative jet mass m/pT_jet, relative pT, axis and multiplicity of each jet.
 
     Returns:
         dict of (N,) arrays: ``mass`` (the jetnet library's W1M observable), ``pt`` (|sum of the
-        particles' transverse momenta| / pT_jet), ``eta``, ``multiplicity`` (number of particles).
+        particles' transverse momenta| / pT_jet), ``eta`` and ``phi`` of the summed momentum,
+        ``multiplicity`` (number of particles).
     """
     e, px, py, pz = np.moveaxis(_four_momenta(particles, mask).sum(axis=1), -1, 0)
     pt = np.hypot(px, py)
     with np.errstate(invalid="ignore", divide="ignore"):
         eta = np.where(pt > 0, np.arcsinh(pz / np.where(pt > 0, pt, 1)), 0.0)
     mass = np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0.0))
-    return {"mass": mass, "pt": pt, "eta": eta, "multiplicity": mask.sum(axis=1).astype(np.float64)}
+    return {"mass": mass, "pt": pt, "eta": eta, "phi": np.arctan2(py, px),
+            "multiplicity": mask.sum(axis=1).astype(np.float64)}
 
 
 @lru_cache(maxsize=4)
@@ -192,7 +199,7 @@ def nsubjettiness(particles: np.ndarray, mask: np.ndarray, n_axes: tuple[int, ..
         ax_rap = 0.5 * np.log((ax_e + ax_pz) / (ax_e - ax_pz))
         ax_phi = np.arctan2(ax_py, ax_px)
         d_rap = eta[sel][:, :, None] - ax_rap[:, None, :]
-        d_phi = (phi[sel][:, :, None] - ax_phi[:, None, :] + np.pi) % (2 * np.pi) - np.pi
+        d_phi = wrap_phi(phi[sel][:, :, None] - ax_phi[:, None, :])
         dr = np.sqrt(d_rap**2 + d_phi**2) ** beta
         out[sel, col] = (pt[sel] * dr.min(axis=2)).sum(axis=1) / norm[sel]
     return out

@@ -21,7 +21,7 @@ from torch import nn
 
 from .._io import atomic_path
 from ..data import JetSet
-from ..metrics.jet_observables import jet_kinematics
+from ..metrics.jet_observables import jet_kinematics, wrap_phi
 
 __all__ = ["JetStats", "JetGenerator", "equal_multiplicity_batches", "save_checkpoint", "load_checkpoint_file"]
 
@@ -163,10 +163,8 @@ class JetGenerator(nn.Module):
         mask = np.arange(p)[None, :] < mult[:, None]
         particles[..., 2] = np.where(mask, np.clip(particles[..., 2], self.stats.min_ptrel, 1.0), 0.0)
         kin = jet_kinematics(particles, mask)
-        phi_axis = self._phi_axis(particles, mask)
         particles[..., 0] = np.where(mask, particles[..., 0] - kin["eta"][:, None], 0.0)
-        dphi = particles[..., 1] - phi_axis[:, None]
-        particles[..., 1] = np.where(mask, (dphi + np.pi) % (2 * np.pi) - np.pi, 0.0)
+        particles[..., 1] = np.where(mask, wrap_phi(particles[..., 1] - kin["phi"][:, None]), 0.0)
         order = np.argsort(-particles[..., 2], axis=1, kind="stable")
         particles = np.take_along_axis(particles, order[..., None], axis=1)
         pt_jet = rng.choice(self.stats.jet_pt, size=n)
@@ -175,12 +173,6 @@ class JetGenerator(nn.Module):
         pf = np.concatenate([particles, mask[..., None]], axis=-1).astype(np.float32)
         pf[~mask] = 0.0
         return JetSet.from_jetnet(pf, jets, attrs={"model": self.name})
-
-    @staticmethod
-    def _phi_axis(particles: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """(N,) azimuth of each jet's summed transverse momentum."""
-        phi, pt = particles[..., 1].astype(np.float64), np.where(mask, particles[..., 2], 0.0)
-        return np.arctan2((pt * np.sin(phi)).sum(1), (pt * np.cos(phi)).sum(1))
 
     def n_parameters(self) -> dict[str, int]:
         return {k: sum(p.numel() for p in m.parameters()) for k, m in self.trainable().items()}

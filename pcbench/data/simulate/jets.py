@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...metrics.jet_observables import wrap_phi
 from ..containers import JET_TYPES, JetSet
 from .chunks import run_chunks
 
@@ -86,11 +87,6 @@ class JetSimConfig:
         return [*self.physics_settings(), "Random:setSeed = on", f"Random:seed = {seed}", "Print:quiet = on"]
 
 
-def _wrap(dphi: np.ndarray) -> np.ndarray:
-    """Angles wrapped into [-pi, pi)."""
-    return (dphi + np.pi) % (2 * np.pi) - np.pi
-
-
 def jet_features_from_constituents(p4: np.ndarray, num_particles: int) -> tuple[np.ndarray, np.ndarray]:
     """JetNet features of one jet from its constituents' four-momenta.
 
@@ -115,7 +111,7 @@ def jet_features_from_constituents(p4: np.ndarray, num_particles: int) -> tuple[
     out = np.zeros((num_particles, 4), dtype=np.float64)
     k = len(order)
     out[:k, 0] = eta - jet_eta
-    out[:k, 1] = _wrap(phi - jet_phi)
+    out[:k, 1] = wrap_phi(phi - jet_phi)
     out[:k, 2] = pt / jet_pt
     out[:k, 3] = 1.0
     return out.astype(np.float32), np.array([jet_pt, jet_eta, jet_mass, len(p4)], dtype=np.float32)
@@ -154,7 +150,7 @@ def simulate_jet_chunk(config: JetSimConfig, seed: int, n: int) -> dict[str, np.
         for t_eta, t_phi in targets:
             if got >= n or not jets:
                 break
-            dr = [np.hypot(j.eta() - t_eta, _wrap(np.array(j.phi_std() - t_phi))) for j in jets]
+            dr = [np.hypot(j.eta() - t_eta, wrap_phi(np.array(j.phi_std() - t_phi))) for j in jets]
             best = int(np.argmin(dr))
             jet = jets[best]
             if best in taken or dr[best] >= config.match_radius or abs(jet.eta()) >= config.max_abs_eta:
