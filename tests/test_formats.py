@@ -54,12 +54,20 @@ def test_ild_layout_converts_units_and_alignment(tmp_path):
     ev, energy = ild_arrays(6, 40)
     ev[0, 0, 0] = 5.0  # a padding slot (E = 0) with a stray x: the reference code zeroes it
     data = read(write_h5(tmp_path / "ild.h5", events=ev, energy=energy))
-    assert isinstance(data, ShowerPointSet) and data.attrs["y_unit"] == "layer"
+    assert isinstance(data, ShowerPointSet) and data.attrs["y_unit"] == "mm"
     np.testing.assert_allclose(data.incident_energy, energy[:, 0] * 1000, rtol=1e-6)
     np.testing.assert_allclose(data.points[..., 3].sum(1), ev[:, 3].sum(1) * 1000, rtol=1e-5)
-    assert data.points[0, 0].tolist() == [0, 0, 0, 0] and not data.mask[0, 0]
-    with pytest.raises(FormatError, match="y in mm"):
-        write(tmp_path / "p.h5", data)
+    # real points moved to the front; layer units became the Si slab centre depth [mm]
+    k = (ev[0, 3] > 0).sum()
+    assert data.mask[0, :k].all() and not data.mask[0, k:].any() and data.points[0, k:].max() == 0
+    layer0 = ev[0, 1][ev[0, 3] > 0]
+    from pcbench.geometry import get_geometry
+    np.testing.assert_array_equal(data.points[0, :k, 1], get_geometry("ild-ecal").layer_depths[layer0.astype(int)].astype(np.float32))
+    # a file that stores y in mm (the CaloClouds evaluation files) is read as it is
+    ev_mm = ev.copy()
+    ev_mm[:, 1] = np.where(ev[:, 3] > 0, 1811.5 + ev[:, 1] * 6, 0)
+    mm = read(write_h5(tmp_path / "mm.h5", events=ev_mm, energy=energy))
+    np.testing.assert_array_equal(np.sort(mm.points[0, :k, 1]), np.sort(ev_mm[0, 1][ev[0, 3] > 0]))
 
 
 def test_pcbench_points_round_trip(tmp_path):

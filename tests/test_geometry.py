@@ -7,8 +7,7 @@ import pytest
 
 from conftest import SHARED
 from pcbench.errors import FormatError
-from pcbench.geometry import CylindricalGeometry, calochallenge_geometry
-from pcbench.geometry.projection import points_to_voxels, voxels_to_points
+from pcbench.geometry import CylindricalGeometry, LayeredGrid, calochallenge_geometry, get_geometry, project, to_points
 
 
 @pytest.mark.parametrize("name, voxels, layers", [("calochallenge-1-photons", 368, 5), ("calochallenge-1-pions", 533, 7),
@@ -42,43 +41,6 @@ def test_voxel_centres():
     assert set(np.unique(ph["layer"])) == {0, 1, 2, 3, 12}  # empty layers hold no voxels
 
 
-@pytest.mark.parametrize("name", ["calochallenge-1-photons", "calochallenge-2"])
-def test_voxels_points_voxels_round_trip_is_exact(name):
-    geo = calochallenge_geometry(name)
-    rng = np.random.default_rng(0)
-    v = (rng.exponential(10.0, (7, geo.n_voxels)) * (rng.random((7, geo.n_voxels)) < 0.2)).astype(np.float32)
-    v[3] = 0  # an empty shower
-    points, mask = voxels_to_points(v, geo)
-    assert mask.sum(1).tolist() == (v != 0).sum(1).tolist()
-    back, outside = points_to_voxels(points, mask, geo)
-    assert np.array_equal(back, v) and np.all(outside == 0)
-
-
-def test_energy_conservation_outside_points_and_edges():
-    geo = calochallenge_geometry("calochallenge-2")
-    pts = np.array([[[4.65, 0.0, 0, 1.0],       # on the r edge 4.65: goes to the bin above (r bin 1)
-                     [-10.0, 0.0, 0, 2.0],      # alpha = pi wraps to the first alpha bin (r bin 2)
-                     [100.0, 0.0, 0, 4.0],      # beyond the last edge (41.85 mm): outside
-                     [1.0, 1.0, 45, 8.0]]])     # no layer 45: outside
-    mask = np.ones((1, 4), bool)
-    vox, outside = points_to_voxels(pts, mask, geo)
-    t = geo.voxel_table
-    hit = np.flatnonzero(vox[0])
-    assert outside[0] == 12.0 and vox.sum() == 3.0  # inside energy conserved, outside counted
-    a = {int(t["r_bin"][i]): (int(t["alpha_bin"][i]), float(vox[0, i])) for i in hit}
-    assert a[1] == (8, 1.0)  # alpha 0 lies on the edge between bins 7 and 8: the upper one
-    assert a[2] == (0, 2.0)
-
-
-def test_threshold_removes_exactly_the_cells_below_it():
-    geo = calochallenge_geometry("calochallenge-1-photons")
-    rng = np.random.default_rng(1)
-    v = rng.uniform(0, 2, (3, geo.n_voxels)).astype(np.float32)
-    points, mask = voxels_to_points(v, geo)
-    cut, _ = points_to_voxels(points, mask, geo, threshold=1.0)
-    assert np.array_equal(cut, np.where(v >= 1.0, v, 0))
-
-
 def test_bad_xml_is_named(tmp_path):
     bad = tmp_path / "b.xml"
     bad.write_text("<Bins><Bin><Layer id='0' n_bin_alpha='3'/></Bin></Bins>")
@@ -86,3 +48,158 @@ def test_bad_xml_is_named(tmp_path):
         CylindricalGeometry.from_xml(bad)
     with pytest.raises(FormatError, match="unknown CaloChallenge geometry"):
         calochallenge_geometry("calochallenge-4")
+
+
+# --- cell index: agreement with an independent implementation, edges, outside ------------------
+def _reference_voxel(geo, x, y, z):
+    """Per point, by a plain loop over layers: searchsorted in r, arctan2 in alpha (float64).
+
+    x + 0.0 turns -0.0 into 0.0: pcbench's angle ignores the sign of zero (r = 0 is alpha = 0).
+    """
+    x, y = x + 0.0, y + 0.0
+    out = np.full(len(x), -1)
+    for k, lay in enumerate(geo.layers):
+        sel = np.floor(z) == lay.id
+        if not lay.n_voxels or not sel.any():
+            continue
+        r = np.sqrt(x[sel] ** 2 + y[sel] ** 2)
+        rb = np.searchsorted(np.asarray(lay.r_edges), r, side="right") - 1
+        ab = np.floor((np.arctan2(y[sel], x[sel]) + np.pi) / (2 * np.pi) * lay.n_alpha).astype(int) % lay.n_alpha
+        out[sel] = np.where((rb >= 0) & (rb < lay.n_r), geo.layer_offsets[k] + ab * lay.n_r + rb, -1)
+    return out
+
+
+@pytest.mark.parametrize("name", ["calochallenge-1-photons", "calochallenge-1-pions", "calochallenge-2", "calochallenge-3"])
+def test_cell_index_agrees_with_a_plain_implementation(name):
+    geo = get_geometry(name)
+    rng = np.random.default_rng(3)
+    n = 200_000
+    rmax = max(lay.r_edges[-1] for lay in geo.layers if lay.n_voxels)
+    r = np.concatenate([rng.uniform(0, 1.1 * rmax, n // 2),  # plus points exactly on r edges
+                        rng.choice(np.concatenate([lay.r_edges for lay in geo.layers if lay.n_voxels]), n // 2)])
+    a = rng.uniform(-np.pi, np.pi, n)
+    x, y = r * np.cos(a), r * np.sin(a)
+    z = rng.integers(-1, len(geo.layers) + 1, n) + rng.random(n)
+    assert np.array_equal(geo.cell_index(np.column_stack([x, y, z])), _reference_voxel(geo, x, y, z))
+
+
+def test_cylindrical_edges_and_outside():
+    geo = get_geometry("calochallenge-2")
+    pts = np.array([[[4.65, 0.0, 0, 1.0],       # on the r edge 4.65: goes to the bin above (r bin 1)
+                     [-10.0, 0.0, 0, 2.0],      # alpha = pi wraps to the first alpha bin (r bin 2)
+                     [100.0, 0.0, 0, 4.0],      # beyond the last edge (41.85 mm): outside
+                     [1.0, 1.0, 45, 8.0]]])     # no layer 45: outside
+    proj = project(pts, geo)
+    t = geo.voxel_table
+    assert proj.outside_energy[0] == 12.0 and proj.outside_points[0] == 2 and proj.cells.sum() == 3.0
+    hit = np.flatnonzero(proj.cells[0])
+    a = {int(t["r_bin"][i]): (int(t["alpha_bin"][i]), float(proj.cells[0, i])) for i in hit}
+    assert a[1] == (8, 1.0)  # alpha 0 lies on the edge between bins 7 and 8: the upper one
+    assert a[2] == (0, 2.0)
+
+
+def test_ild_grid_layer_window_and_cell_edges():
+    g = get_geometry("ild-ecal")
+    assert g.shape == (30, 79, 79) and g.n_cells == 30 * 79 * 79 and g.cell_size == 5.0883331298828125
+    f = np.asarray(g.layer_fronts)
+    depth = np.array([f[0] - 0.5, f[0] + 1.0, f[0] + 1.0 + 1e-6, f[0] - 0.5 - 1e-6, f[5] + 0.3, 1.0, f[29] + 0.9])
+    assert g.layer_of_depth(depth).tolist() == [0, 0, -1, -1, 5, -1, 29]
+    cs = g.cell_size
+    x = np.array([-200.0, -200.0 + 3 * cs, -200.0 + 3 * cs - 1e-9, -200.0 - 1e-9, -200.0 + 79 * cs])
+    xyz = np.column_stack([x, np.full(5, g.layer_depths[2]), np.full(5, -160.0 + 0.5 * cs)])
+    expect_i = [0, 3, 2, -1, -1]
+    got = g.cell_index(xyz)
+    assert [(-1 if c < 0 else (c // 79) % 79) for c in got] == expect_i  # a point on an edge goes to the cell above
+    assert all(c < 0 or c // 6241 == 2 for c in got)
+    # centres round-trip to their own cell
+    assert np.array_equal(g.cell_index(g.cell_centres), np.arange(g.n_cells))
+
+
+def test_a_grid_is_one_yaml_away(tmp_path):
+    y = tmp_path / "toy.yaml"
+    y.write_text("name: toy\nlayer_fronts_mm: [0, 10, 20]\ncell_size_mm: 2\nu_range_mm: [-3, 3]\n"
+                 "v_range_mm: [0, 4]\nactive_thickness_mm: 0.5\ndepth_axis: z\n")
+    g = get_geometry(str(y))
+    assert g.shape == (3, 3, 2) and g.plane_axes == (0, 1)
+    pts = np.array([[[-3.0, 0.0, 10.2, 1.0], [2.9, 3.9, 20.0, 2.0], [0.0, 0.0, 5.0, 4.0]]])
+    proj = project(pts, g)
+    assert proj.cells[0, 1 * 6 + 0] == 1.0 and proj.cells[0, 2 * 6 + 2 * 2 + 1] == 2.0 and proj.outside_energy[0] == 4.0
+    with pytest.raises(FormatError, match="missing key 'cell_size_mm'"):
+        LayeredGrid.from_dict({"name": "x", "layer_fronts_mm": [0]}, "x.yaml")
+
+
+# --- projection ----------------------------------------------------------------------------------
+def _ild_points(n=40, p=800, seed=0):
+    g = get_geometry("ild-ecal")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 20, (n, p))
+    z = rng.normal(40, 20, (n, p))
+    x[:, :5] = 250.0  # outside the region
+    y = g.layer_depths[rng.integers(0, 30, (n, p))] + rng.uniform(-0.7, 0.7, (n, p))
+    e = rng.exponential(0.3, (n, p))
+    pts = np.stack([x, y, z, e], -1).astype(np.float32)
+    pts[::7, p // 2:] = 0  # padded showers
+    return g, pts
+
+
+def test_projection_conserves_energy_and_dense_equals_sparse():
+    g, pts = _ild_points()
+    dense = project(pts, g)
+    sparse = project(pts, g, output="sparse")
+    inside = g.cell_index(pts[..., :3].reshape(-1, 3)).reshape(pts.shape[:2]) >= 0
+    e = pts[..., 3].astype(np.float64)
+    assert np.allclose(dense.cells.sum(1, dtype=np.float64), (e * inside).sum(1), rtol=1e-6)
+    assert np.allclose(dense.outside_energy, (e * ~inside * (e > 0)).sum(1), rtol=1e-12)
+    assert np.array_equal(dense.outside_points, (~inside & (e > 0)).sum(1))
+    back = np.zeros(dense.cells.shape)
+    back[sparse.hits.shower, sparse.hits.cell] = sparse.hits.energy
+    assert np.array_equal(back.astype(np.float32), dense.cells)
+    hits, mask = sparse.hits.padded(g)
+    assert np.array_equal(mask.sum(1), (dense.cells > 0).sum(1))
+    assert np.array_equal(g.cell_index(hits[mask][:, :3]), sparse.hits.cell)  # hits sit at their cells' centres
+
+
+def test_threshold_removes_exactly_the_cells_below_it_and_chunks_do_not_matter():
+    g, pts = _ild_points(seed=2)
+    full = project(pts, g, output="sparse")
+    cut = project(pts, g, output="sparse", threshold=0.5, chunk_points=997)
+    keep = full.hits.energy >= 0.5
+    assert np.array_equal(cut.hits.cell, full.hits.cell[keep]) and np.array_equal(cut.hits.energy, full.hits.energy[keep])
+    removed = np.bincount(full.hits.shower[~keep], weights=full.hits.energy[~keep], minlength=len(pts))
+    assert np.allclose(cut.below_threshold_energy, removed, rtol=1e-12)
+    geo = get_geometry("calochallenge-1-photons")
+    v = np.random.default_rng(1).uniform(0, 2, (3, geo.n_cells)).astype(np.float32)
+    cells = project(*[to_points(v, geo)[0]], geo, threshold=1.0).cells
+    assert np.array_equal(cells, np.where(v >= 1.0, v, 0))
+
+
+@pytest.mark.parametrize("name", ["calochallenge-1-photons", "calochallenge-1-pions", "calochallenge-2", "calochallenge-3", "ild-ecal"])
+def test_cells_points_cells_round_trip_is_exact(name):
+    geo = get_geometry(name)
+    rng = np.random.default_rng(0)
+    v = (rng.exponential(10.0, (5, geo.n_cells)) * (rng.random((5, geo.n_cells)) < 0.05)).astype(np.float32)
+    v[3] = 0  # an empty shower
+    points, mask = to_points(v, geo)
+    assert mask.sum(1).tolist() == (v != 0).sum(1).tolist()
+    proj = project(points, geo, mask)
+    assert np.array_equal(proj.cells, v) and np.all(proj.outside_energy == 0)
+    spread, smask = to_points(v, geo, points_per_cell=4, placement="uniform", seed=5)
+    assert smask.sum() == 4 * mask.sum()
+    assert np.array_equal(geo.cell_index(spread[smask][:, :3]), np.repeat(geo.cell_index(points[mask][:, :3]), 4))
+    assert np.allclose(project(spread, geo, smask).cells, v, rtol=1e-6)
+    again, _ = to_points(v, geo, points_per_cell=4, placement="uniform", seed=5)
+    assert np.array_equal(spread, again)  # seeded
+
+
+def test_geometry_show_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from pcbench.cli import cli
+
+    res = CliRunner().invoke(cli, ["geometry", "show", "calochallenge-3", "--layer", "2", "--png", str(tmp_path / "l.png")])
+    assert res.exit_code == 0, res.output
+    assert "40500" in res.output and (tmp_path / "l.png").read_bytes()[:4] == b"\x89PNG"
+    res = CliRunner().invoke(cli, ["geometry", "show", "ild-ecal"])
+    assert "79 x 79 = 6241" in res.output and "[front - 0.5, front + 1.0] mm" in res.output
+    res = CliRunner().invoke(cli, ["geometry", "show", "atlas"])
+    assert res.exit_code == 1 and "unknown geometry 'atlas'" in res.output

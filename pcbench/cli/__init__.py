@@ -34,7 +34,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import data, evaluate, leaderboard, models, simulate  # noqa: F401  (each module adds its commands to `cli`)
+    from . import data, evaluate, geometry, leaderboard, models, simulate  # noqa: F401  (each module adds its commands to `cli`)
 
 
 _register()

@@ -61,11 +61,15 @@ def fetch_cmd(names: tuple[str, ...], cache_dir: Path | None, mirror: str | None
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--num-voxels", type=int, default=None, help="Expected voxels per shower (voxel files).")
-def validate(files: tuple[Path, ...], num_voxels: int | None) -> None:
+@click.option("--geometry", default=None,
+              help="Shower geometry (default: the file's `geometry` attribute; ild-ecal for the ILD layout).")
+@click.option("--outside-tolerance", type=float, default=0.05, show_default=True,
+              help="Largest fraction of a point shower's energy allowed outside the geometry.")
+def validate(files: tuple[Path, ...], num_voxels: int | None, geometry: str | None, outside_tolerance: float) -> None:
     """Check sample or data files; print every problem; exit 1 if any file has one."""
     bad = 0
     for path in files:
-        report = validate_file(path, num_voxels=num_voxels)
+        report = validate_file(path, num_voxels=num_voxels, geometry=geometry, outside_tolerance=outside_tolerance)
         if report.ok:
             console.print(f"[green]valid[/] {path}: {report.kind} ({report.layout} layout), {report.rows} rows",
                           highlight=False)

@@ -9,6 +9,7 @@ import click
 from ..data import Cache, default_registry
 from ..data.containers import JET_TYPES
 from ..data.simulate import JetSimConfig, simulate_jets
+from ..data.simulate.showers import LABEL, SHOWER_TARGETS, simulate_showers
 from ..errors import PcbenchError
 from . import cli, console
 from .data import cache_option
@@ -17,25 +18,43 @@ JET_TARGETS = {"jetnet30": 30, "jetnet150": 150}
 
 
 @cli.command()
-@click.argument("target", type=click.Choice(sorted(JET_TARGETS)))
-@click.option("--jet-type", type=click.Choice(JET_TYPES), default="g", show_default=True)
-@click.option("-n", "--num", "n", type=int, default=20000, show_default=True, help="Jets to make.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Master seed (same seed, same bytes).")
+@click.argument("target", type=click.Choice(sorted(JET_TARGETS) + sorted(SHOWER_TARGETS)))
+@click.option("--jet-type", type=click.Choice(JET_TYPES), default="g", show_default=True, help="Jets: the class.")
+@click.option("--file", "file_key", default=None,
+              help="Showers: member of TARGET-param to write (ild-photons: train|test; calochallenge-2: 1|2) "
+                   "[default: the first].")
+@click.option("-n", "--num", "n", type=int, default=None, help="Jets or showers to make [default: 20000 jets, 2000 showers].")
+@click.option("--seed", type=int, default=None,
+              help="Master seed (same seed, same bytes) [default: 1; showers: 1 + the member's position].")
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output file (default: the cache, as data set TARGET-sim:JET_TYPE).")
+              help="Output file (default: the cache, as data set TARGET-sim:JET_TYPE or TARGET-param:FILE).")
 @click.option("--resume", is_flag=True, help="Keep the chunks an interrupted run with the same settings left.")
-@click.option("--chunk-size", type=int, default=250, show_default=True, help="Jets per chunk (changes the seeds).")
+@click.option("--chunk-size", type=int, default=None, help="Objects per chunk (changes the seeds) [default: 250 jets, 100 showers].")
 @cache_option
-def simulate(target: str, jet_type: str, n: int, seed: int, workers: int, output: Path | None,
-             resume: bool, chunk_size: int, cache_dir: Path | None) -> None:
-    """Make offline jets in the JetNet layout with Pythia 8 + FastJet (docs/simulation-jets.md)."""
-    if n <= 0:
+def simulate(target: str, jet_type: str, file_key: str | None, n: int | None, seed: int | None, workers: int,
+             output: Path | None, resume: bool, chunk_size: int | None, cache_dir: Path | None) -> None:
+    """Make offline data: jets with Pythia 8 + FastJet (docs/simulation-jets.md), or PARAMETERISED
+    calorimeter showers (docs/simulation-showers.md)."""
+    if n is not None and n <= 0:
         raise PcbenchError(f"-n must be positive, got {n}")
-    if output is None:
-        entry = default_registry().get(f"{target}-sim")
-        output = Cache(cache_dir).path(entry, entry.file(jet_type))
-    config = JetSimConfig(jet_type=jet_type, num_particles=JET_TARGETS[target])
-    path = simulate_jets(n, config, output, seed=seed, workers=workers, resume=resume, chunk_size=chunk_size)
-    console.print(f"[green]wrote[/] {path}: {n} {jet_type} jets, {config.num_particles} particles each "
-                  f"(Pythia 8 + FastJet, seed {seed})", highlight=False)
+    if target in JET_TARGETS:
+        n = n or 20000
+        seed = 1 if seed is None else seed
+        if output is None:
+            entry = default_registry().get(f"{target}-sim")
+            output = Cache(cache_dir).path(entry, entry.file(jet_type))
+        config = JetSimConfig(jet_type=jet_type, num_particles=JET_TARGETS[target])
+        path = simulate_jets(n, config, output, seed=seed, workers=workers, resume=resume, chunk_size=chunk_size or 250)
+        console.print(f"[green]wrote[/] {path}: {n} {jet_type} jets, {config.num_particles} particles each "
+                      f"(Pythia 8 + FastJet, seed {seed})", highlight=False)
+        return
+    n = n or 2000
+    entry = default_registry().get(f"{target}-param")
+    keys = [f.key for f in entry.files]
+    file_key = file_key or keys[0]
+    member = entry.file(file_key)
+    seed = 1 + keys.index(file_key) if seed is None else seed
+    output = output or Cache(cache_dir).path(entry, member)
+    path = simulate_showers(target, n, output, seed=seed, workers=workers, resume=resume, chunk_size=chunk_size or 100)
+    console.print(f"[green]wrote[/] {path}: {n} {target} showers, seed {seed}: {LABEL}", highlight=False)

@@ -25,7 +25,7 @@ class Problem:
         return f"{self.field}: {self.message}"
 
 
-def _where(bad: np.ndarray, row0: int) -> str:
+def where_rows(bad: np.ndarray, row0: int) -> str:
     """'<count> entries, first at row <i>' for a boolean array whose first axis is the row."""
     rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))
     return f"{int(bad.sum())} entries, first at row {row0 + int(rows[0])}"
@@ -38,7 +38,7 @@ def shape_problem(name: str, arr_shape: tuple[int, ...], expected: str, ok: bool
 
 def _finite(name: str, arr: np.ndarray, row0: int) -> list[Problem]:
     bad = ~np.isfinite(arr)
-    return [Problem(name, f"NaN or inf in {_where(bad, row0)}")] if bad.any() else []
+    return [Problem(name, f"NaN or inf in {where_rows(bad, row0)}")] if bad.any() else []
 
 
 def _dtype(name: str, arr: np.ndarray) -> list[Problem]:
@@ -64,18 +64,18 @@ def jet_problems(particle_features: np.ndarray, jet_features: np.ndarray | None,
     mask, feats, ptrel = pf[..., 3], pf[..., :3], pf[..., 2]
     bad = (mask != 0) & (mask != 1)
     if bad.any():
-        out.append(Problem("particle_features[mask]", f"values other than 0 and 1 in {_where(bad, row0)}"))
+        out.append(Problem("particle_features[mask]", f"values other than 0 and 1 in {where_rows(bad, row0)}"))
     bad = (mask == 0) & np.any(feats != 0, axis=-1)
     if bad.any():
         out.append(Problem("particle_features[mask]", "mask disagrees with zero-padding: masked-out "
-                           f"slots with non-zero features in {_where(bad, row0)}"))
+                           f"slots with non-zero features in {where_rows(bad, row0)}"))
     bad = (mask == 1) & ~(ptrel > 0)
     if bad.any():
         out.append(Problem("particle_features[mask]", "mask disagrees with zero-padding: real particles "
-                           f"(mask 1) with ptrel <= 0 in {_where(bad, row0)}"))
+                           f"(mask 1) with ptrel <= 0 in {where_rows(bad, row0)}"))
     bad = (ptrel < 0) | (ptrel > 1)
     if bad.any():
-        out.append(Problem("particle_features[ptrel]", f"pT fraction outside [0, 1] in {_where(bad, row0)}"))
+        out.append(Problem("particle_features[ptrel]", f"pT fraction outside [0, 1] in {where_rows(bad, row0)}"))
     if jet_features is None:
         return out
     jf = jet_features
@@ -86,15 +86,15 @@ def jet_problems(particle_features: np.ndarray, jet_features: np.ndarray | None,
     out += _finite("jet_features", jf, row0)
     bad = ~(jf[:, 0] > 0)
     if bad.any():
-        out.append(Problem("jet_features[pt]", f"jet pT <= 0 GeV in {_where(bad, row0)}"))
+        out.append(Problem("jet_features[pt]", f"jet pT <= 0 GeV in {where_rows(bad, row0)}"))
     bad = jf[:, 2] < 0
     if bad.any():
-        out.append(Problem("jet_features[mass]", f"negative jet mass in {_where(bad, row0)}"))
+        out.append(Problem("jet_features[mass]", f"negative jet mass in {where_rows(bad, row0)}"))
     n_real = (mask == 1).sum(axis=1)
     bad = np.minimum(jf[:, 3], pf.shape[1]) != n_real
     if bad.any():
         out.append(Problem("jet_features[num_particles]", "min(num_particles, P) differs from the number "
-                           f"of mask-1 particles in {_where(bad, row0)}"))
+                           f"of mask-1 particles in {where_rows(bad, row0)}"))
     return out
 
 
@@ -115,10 +115,10 @@ def voxel_shower_problems(incident_energies: np.ndarray, showers: np.ndarray, ro
     out += _finite("incident_energies", incident_energies, row0) + _finite("showers", showers, row0)
     bad = ~(incident_energies > 0)
     if bad.any():
-        out.append(Problem("incident_energies", f"incident energy <= 0 MeV in {_where(bad, row0)}"))
+        out.append(Problem("incident_energies", f"incident energy <= 0 MeV in {where_rows(bad, row0)}"))
     bad = showers < 0
     if bad.any():
-        out.append(Problem("showers", f"negative voxel energies in {_where(bad, row0)}"))
+        out.append(Problem("showers", f"negative voxel energies in {where_rows(bad, row0)}"))
     return out
 
 
@@ -137,15 +137,15 @@ def point_shower_problems(points: np.ndarray, mask: np.ndarray, incident_energy:
     energy = points[..., 3]
     bad = energy < 0
     if bad.any():
-        out.append(Problem(f"{field}[E]", f"negative point energies in {_where(bad, row0)}"))
+        out.append(Problem(f"{field}[E]", f"negative point energies in {where_rows(bad, row0)}"))
     bad = ~mask & np.any(points != 0, axis=-1)
     if bad.any():
         out.append(Problem(f"{field}[mask]", "mask disagrees with zero-padding: padded slots with "
-                           f"non-zero entries in {_where(bad, row0)}"))
+                           f"non-zero entries in {where_rows(bad, row0)}"))
     bad = mask & ~(energy > 0)
     if bad.any():
-        out.append(Problem(f"{field}[mask]", f"real points with E <= 0 in {_where(bad, row0)}"))
+        out.append(Problem(f"{field}[mask]", f"real points with E <= 0 in {where_rows(bad, row0)}"))
     bad = ~(incident_energy > 0)
     if bad.any():
-        out.append(Problem("incident_energies", f"incident energy <= 0 MeV in {_where(bad, row0)}"))
+        out.append(Problem("incident_energies", f"incident energy <= 0 MeV in {where_rows(bad, row0)}"))
     return out

@@ -91,9 +91,9 @@ class ShowerPointSet:
 
     Attributes:
         points: (N, P, 4) float32: x, y, z and deposited energy E [MeV]; zero-padded at the end.
-            x and z are in mm; y (the depth) is in mm when ``attrs["y_unit"] == "mm"`` and in
-            layer units (layer index plus fraction, as the ILD training files store it) when it
-            is ``"layer"``.
+            x, y, z in the point convention of the showers' geometry: mm for layered grids (the
+            ILD reader converts files that store y in layer units), for CaloChallenge voxel
+            geometries x, y in mm and z the layer id.
         mask: (N, P) bool, True for real points (E > 0).
         incident_energy: (N,) float32, incident particle energy [MeV].
         attrs: provenance and ``y_unit``.

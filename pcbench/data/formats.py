@@ -7,7 +7,7 @@ layout             kind             datasets
 =================  ===============  =========================================================
 ``jetnet``         jets             ``particle_features`` (N, P, 4), ``jet_features`` (N, 4)
 ``calochallenge``  voxel-showers    ``incident_energies`` (N, 1) MeV, ``showers`` (N, V) MeV
-``ild``            point-showers    ``events`` (N, 4, P) x, y [layer], z, E [GeV];
+``ild``            point-showers    ``events`` (N, 4, P) x, y [layer or mm], z, E [GeV];
                                     ``energy`` (N, 1) GeV
 ``pcbench-points`` point-showers    ``points`` (N, P, 4) x, y, z [mm], E [MeV];
                                     ``incident_energies`` (N, 1) MeV
@@ -128,15 +128,60 @@ def read_raw(f: h5py.File, layout: Layout, rows: slice = slice(None)) -> dict[st
         events = np.asarray(f["events"][rows], dtype=np.float32)
         if events.ndim != 3 or events.shape[1] != 4:
             raise FormatError(f"{f.filename}: events: shape {events.shape}, expected (N, 4, P) = (x, y, z, E)")
-        points = np.moveaxis(events, 1, 2).copy()
-        points[..., 3] *= 1000.0  # GeV -> MeV
-        mask = points[..., 3] > 0
-        points[~mask] = 0.0  # the reference code zeroes every coordinate of zero-energy slots
+        points, mask = ild_events_to_points(events, _ild_y_unit(f, events))
         energy = np.asarray(f["energy"][rows], dtype=np.float32).reshape(-1) * 1000.0
         return {"points": points, "mask": mask, "incident_energies": energy}
     points = np.asarray(f["points"][rows])
     return {"points": points, "mask": points[..., 3] > 0 if points.ndim == 3 else np.zeros(0, bool),
             "incident_energies": np.asarray(f["incident_energies"][rows]).reshape(-1)}
+
+
+def _ild_y_unit(f: h5py.File, events: np.ndarray) -> str:
+    """``layer`` or ``mm``: the ``y_unit`` attribute, else layer units when every real y is in [0, 30]
+    (the CaloClouds training files store the layer index; the evaluation files store mm)."""
+    unit = f.attrs.get("y_unit")
+    if unit is not None:
+        return unit.decode() if isinstance(unit, bytes) else str(unit)
+    y = events[:, 1][events[:, 3] > 0]
+    return "layer" if y.size == 0 or (y.min() >= 0 and y.max() <= 30) else "mm"
+
+
+def ild_events_to_points(events: np.ndarray, y_unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """ILD ``events`` (N, 4, P) (x, y, z [mm], E [GeV]) as pcbench points (N, P, 4), E in MeV, y in mm.
+
+    Real points move to the front of each row (the files pad at the front).  A y in layer units
+    becomes the centre depth of the Si slab of layer ``floor(y)`` (ILD geometry); a layer index
+    outside 0..29 becomes y = -1 mm, outside every layer, so projection counts it as outside.
+    """
+    from ..geometry import get_geometry
+
+    points = np.moveaxis(events, 1, 2).astype(np.float32)
+    mask = points[..., 3] > 0
+    order = np.argsort(~mask, axis=1, kind="stable")
+    points = np.take_along_axis(points, order[..., None], axis=1)
+    mask = np.take_along_axis(mask, order, axis=1)
+    points[..., 3] *= 1000.0  # GeV -> MeV
+    if y_unit == "layer":
+        depths = get_geometry("ild-ecal").layer_depths
+        layer = np.floor(points[..., 1]).astype(np.int64)
+        ok = (layer >= 0) & (layer < len(depths))
+        points[..., 1] = np.where(ok, depths[np.clip(layer, 0, len(depths) - 1)], -1.0)
+    points[~mask] = 0.0  # the reference code zeroes every coordinate of zero-energy slots
+    return points, mask
+
+
+def ild_points_to_events(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The inverse of ``ild_events_to_points`` for y in layer units: (N, 4, P), real points at the end."""
+    from ..geometry import get_geometry
+
+    ev = points.astype(np.float32).copy()
+    ev[..., 1] = np.where(mask, get_geometry("ild-ecal").layer_of_depth(points[..., 1].ravel()).reshape(mask.shape), 0)
+    if np.any(mask & (ev[..., 1] < 0)):
+        raise FormatError("points with a depth outside every ILD layer cannot be written in layer units")
+    ev[..., 3] /= 1000.0  # MeV -> GeV
+    ev[~mask] = 0.0
+    order = np.argsort(mask, axis=1, kind="stable")  # padding first, as in the CaloClouds files
+    return np.moveaxis(np.take_along_axis(ev, order[..., None], axis=1), 2, 1)
 
 
 def iter_raw(path: str | os.PathLike[str], chunk_rows: int = 10_000) -> Iterator[tuple[Layout, int, dict[str, np.ndarray]]]:
@@ -188,7 +233,7 @@ def read(path: str | os.PathLike[str], rows: slice = slice(None)) -> Container:
             return VoxelShowerSet(np.asarray(raw["showers"], np.float32),
                                   np.asarray(raw["incident_energies"], np.float32).reshape(-1),
                                   attrs.get("geometry"), attrs)
-        attrs.setdefault("y_unit", "layer" if layout.name == "ild" else "mm")
+        attrs["y_unit"] = "mm"  # the ILD reader converts layer units to mm
         return ShowerPointSet(np.asarray(raw["points"], np.float32), raw["mask"],
                               np.asarray(raw["incident_energies"], np.float32), attrs)
     except FormatError as exc:
@@ -196,8 +241,11 @@ def read(path: str | os.PathLike[str], rows: slice = slice(None)) -> Container:
 
 
 def write(path: str | os.PathLike[str], data: Container, attrs: dict[str, Any] | None = None,
-          compression: str | None = "gzip") -> Path:
+          compression: str | None = "gzip", layout: str | None = None) -> Path:
     """Write a container in pcbench's schema, atomically (temporary file, then rename).
+
+    Point showers go to ``pcbench-points`` unless ``layout="ild"`` (the CaloClouds layout: y in
+    layer units, E in GeV, padding first).
 
     ``attrs`` (provenance: generator, settings, timings...) are stored as root attributes;
     dicts and lists are JSON-encoded.  Returns the path written.
@@ -206,6 +254,7 @@ def write(path: str | os.PathLike[str], data: Container, attrs: dict[str, Any] |
     meta = {**data.attrs, **(attrs or {})}
     meta.pop("source_file", None)
     meta.pop("layout", None)
+    meta.pop("y_unit", None)
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
         opts = {"compression": compression} if compression else {}
         if isinstance(data, JetSet):
@@ -226,9 +275,14 @@ def write(path: str | os.PathLike[str], data: Container, attrs: dict[str, Any] |
         else:
             kind = "point-showers"
             if data.attrs.get("y_unit", "mm") != "mm":
-                raise FormatError("pcbench-points files store y in mm; convert layer units first")
-            f.create_dataset("points", data=data.points, **opts)
-            f.create_dataset("incident_energies", data=data.incident_energy[:, None], **opts)
+                raise FormatError(f"{path}: points must have y in mm to be written; convert layer units first")
+            if layout == "ild":
+                f.create_dataset("events", data=ild_points_to_events(data.points, data.mask), **opts)
+                f.create_dataset("energy", data=data.incident_energy[:, None] / 1000.0, **opts)
+                meta["y_unit"] = "layer"
+            else:
+                f.create_dataset("points", data=data.points, **opts)
+                f.create_dataset("incident_energies", data=data.incident_energy[:, None], **opts)
         f.attrs["pcbench_kind"] = kind
         f.attrs["pcbench_schema"] = SCHEMA_VERSION
         for k, v in sorted(meta.items()):

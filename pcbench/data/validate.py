@@ -6,9 +6,11 @@ import os
 from dataclasses import dataclass, field
 
 import h5py
+import numpy as np
 
 from ..errors import FormatError
-from .checks import Problem, jet_problems, point_shower_problems, voxel_shower_problems
+from ..geometry import Geometry, get_geometry, project
+from .checks import Problem, where_rows, jet_problems, point_shower_problems, voxel_shower_problems
 from .formats import detect_layout, iter_raw
 
 __all__ = ["ValidationReport", "validate_file"]
@@ -44,6 +46,10 @@ def _merge(problems: list[Problem]) -> list[Problem]:
     return out
 
 
+def _attr_str(v: object) -> str | None:
+    return v.decode() if isinstance(v, bytes) else (str(v) if v is not None else None)
+
+
 def _structure(f: h5py.File, layout_keys: tuple[str, ...]) -> list[Problem]:
     """Row counts must agree between the layout's datasets."""
     lengths = {k: f[k].shape[0] if f[k].shape else 0 for k in layout_keys}
@@ -53,14 +59,29 @@ def _structure(f: h5py.File, layout_keys: tuple[str, ...]) -> list[Problem]:
     return []
 
 
-def validate_file(path: str | os.PathLike[str], chunk_rows: int = 10_000,
-                  num_voxels: int | None = None) -> ValidationReport:
+def outside_problems(points: np.ndarray, mask: np.ndarray, geometry: Geometry, tolerance: float,
+                     row0: int = 0, field_name: str = "points") -> list[Problem]:
+    """Showers with more than ``tolerance`` of their energy in points outside ``geometry``."""
+    proj = project(points, geometry, mask, output="sparse")
+    total = np.where(mask, points[..., 3], 0).sum(axis=1, dtype=np.float64)
+    bad = proj.outside_energy > tolerance * np.maximum(total, 1e-30)
+    if not bad.any():
+        return []
+    return [Problem(f"{field_name}[x, y, z]", f"more than {tolerance:.0%} of the energy outside geometry "
+                    f"{geometry.name} in {where_rows(bad, row0)}")]
+
+
+def validate_file(path: str | os.PathLike[str], chunk_rows: int = 10_000, num_voxels: int | None = None,
+                  geometry: str | None = None, outside_tolerance: float = 0.05) -> ValidationReport:
     """Check a file against the layout its datasets indicate, chunk by chunk (bounded memory).
 
     Args:
         path: HDF5 file of any layout pcbench reads (``docs/formats.md``).
         chunk_rows: rows read at a time.
-        num_voxels: expected voxels per shower, when the geometry is known.
+        num_voxels: expected voxels per shower (default: the geometry's cell count).
+        geometry: the showers' geometry (default: the file's ``geometry`` attribute; ``ild-ecal``
+            for the ILD layout).  Voxel counts must match it; point showers may have at most
+            ``outside_tolerance`` of their energy outside it.
     """
     report = ValidationReport(str(path))
     try:
@@ -69,8 +90,12 @@ def validate_file(path: str | os.PathLike[str], chunk_rows: int = 10_000,
             report.layout, report.kind = layout.name, layout.kind
             report.problems += _structure(f, layout.keys)
             report.rows = f[layout.keys[0]].shape[0]
+            geometry = geometry or _attr_str(f.attrs.get("geometry")) or ("ild-ecal" if layout.name == "ild" else None)
         if report.problems:
             return report
+        geo = get_geometry(geometry) if geometry else None
+        if geo is not None and num_voxels is None and layout.kind == "voxel-showers":
+            num_voxels = geo.n_cells
         found: list[Problem] = []
         for lay, row0, raw in iter_raw(path, chunk_rows):
             if lay.kind == "jets":
@@ -79,7 +104,10 @@ def validate_file(path: str | os.PathLike[str], chunk_rows: int = 10_000,
                 found += voxel_shower_problems(raw["incident_energies"], raw["showers"], row0, num_voxels)
             else:
                 field_name = "events" if lay.name == "ild" else "points"
-                found += point_shower_problems(raw["points"], raw["mask"], raw["incident_energies"], row0, field_name)
+                pp = point_shower_problems(raw["points"], raw["mask"], raw["incident_energies"], row0, field_name)
+                if geo is not None and not pp:
+                    pp = outside_problems(raw["points"], raw["mask"], geo, outside_tolerance, row0, field_name)
+                found += pp
             if any("shape" in p.message for p in found):
                 break
         report.problems += _merge(found)

@@ -1,5 +1,10 @@
-"""Cell geometries as data (CaloChallenge cylindrical voxels from the binning XMLs)."""
+"""Cell geometries as data (CaloChallenge cylindrical voxels, layered grids such as the ILD ECal)
+and the projection of point clouds onto them."""
 
+from .base import GEOMETRIES, Geometry, get_geometry
 from .cylindrical import CALOCHALLENGE_FILES, CylindricalGeometry, CylindricalLayer, calochallenge_geometry
+from .grid import LayeredGrid
+from .projection import Hits, Projection, iter_project, project, to_points
 
-__all__ = ["CALOCHALLENGE_FILES", "CylindricalGeometry", "CylindricalLayer", "calochallenge_geometry"]
+__all__ = ["GEOMETRIES", "Geometry", "get_geometry", "CALOCHALLENGE_FILES", "CylindricalGeometry", "CylindricalLayer",
+           "calochallenge_geometry", "LayeredGrid", "Hits", "Projection", "iter_project", "project", "to_points"]

@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
-from importlib import resources
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FormatError
+from . import _kernels
 
 __all__ = ["CylindricalLayer", "CylindricalGeometry", "calochallenge_geometry", "CALOCHALLENGE_FILES"]
 
-#: geometry name -> shipped binning XML (copies of the CaloChallenge's files)
-CALOCHALLENGE_FILES = {
-    "calochallenge-1-photons": "binning_dataset_1_photons.xml",
-    "calochallenge-1-pions": "binning_dataset_1_pions.xml",
-    "calochallenge-2": "binning_dataset_2.xml",
-    "calochallenge-3": "binning_dataset_3.xml",
-}
+#: the CaloChallenge geometries pcbench ships (copies of the challenge's binning XMLs)
+CALOCHALLENGE_FILES = ("calochallenge-1-photons", "calochallenge-1-pions", "calochallenge-2", "calochallenge-3")
 
 
 @dataclass(frozen=True)
@@ -110,35 +105,104 @@ class CylindricalGeometry:
         t["x"], t["y"] = t["r"] * np.cos(t["alpha"]), t["r"] * np.sin(t["alpha"])
         return t
 
-    def voxel_index(self, layer: np.ndarray, r: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """Flattened voxel index of points at layer id, radius [mm] and angle [rad]; -1 outside.
+    # --- the Geometry interface -----------------------------------------------------------
+    @property
+    def n_cells(self) -> int:
+        return self.n_voxels
 
-        Bins are half-open, [lo, hi) in r and in alpha over [-pi, pi) (alpha = pi wraps to -pi): a
-        point on a boundary belongs to the bin above it; r beyond the last edge, negative r,
-        unknown or empty layers give -1.
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @cached_property
+    def cell_centres(self) -> np.ndarray:
+        """(V, 3) voxel centres (x [mm], y [mm], z = layer id), the point convention of this geometry."""
+        t = self.voxel_table
+        return np.column_stack([t["x"], t["y"], t["layer"].astype(np.float64)])
+
+    @cached_property
+    def cell_layer(self) -> np.ndarray:
+        """(V,) layer id of each voxel."""
+        return self.voxel_table["layer"]
+
+    @cached_property
+    def _tables(self) -> dict[str, np.ndarray]:
+        """Per layer position k: padded r edges, n_r, n_alpha, first voxel; lookup tables in r and
+        in the pseudo-angle whose bins hold at most one edge each (so one comparison each way fixes
+        the bin, without branches)."""
+        n = len(self.layers)
+        width = max(lay.n_r for lay in self.layers) + 1
+        edges = np.full((n, width), np.inf)
+        for k, lay in enumerate(self.layers):
+            if lay.n_voxels:
+                edges[k, :lay.n_r + 1] = lay.r_edges
+        widths = [np.diff(lay.r_edges).min() for lay in self.layers if lay.n_voxels]
+        step = min(widths) / 2  # a lookup bin holds at most one edge
+        r_max = max(lay.r_edges[-1] for lay in self.layers if lay.n_voxels)
+        grid = np.arange(int(r_max / step) + 2) * step
+        lut = np.stack([np.clip(np.searchsorted(edges[k], grid, side="right") - 1, 0, width - 2) for k in range(n)])
+        ids = np.array([lay.id for lay in self.layers])
+        pos = np.full(ids.max() + 1, -1, dtype=np.int64)
+        pos[ids] = np.arange(n)
+        # alpha: the bins' edges as pseudo-angles (monotone in alpha, on [-2, 2]) and a lookup table
+        n_alpha = np.array([lay.n_alpha for lay in self.layers])
+        alpha_edges = np.full((n, n_alpha.max() + 1), np.inf)
+        for k, na in enumerate(n_alpha):
+            theta = np.pi * (2 * np.arange(na + 1) / na - 1)  # exact at 0 and +-pi
+            alpha_edges[k, :na + 1] = [_kernels.pseudo_angle(c, s) for c, s in zip(np.cos(theta), np.sin(theta))]
+        a_step = min(np.diff(alpha_edges[k, :na + 1]).min() for k, na in enumerate(n_alpha)) / 2
+        a_grid = -2.0 + np.arange(int(4.0 / a_step) + 2) * a_step
+        alpha_lut = np.stack([np.clip(np.searchsorted(alpha_edges[k], a_grid, side="right") - 1, 0, na - 1)
+                              for k, na in enumerate(n_alpha)])
+        return {"alpha_edges": alpha_edges, "alpha_lut": alpha_lut, "alpha_step": np.float64(a_step),
+                "edges": edges, "n_r": np.array([lay.n_r if lay.n_voxels else 0 for lay in self.layers]),
+                "n_alpha": n_alpha, "offset": self.layer_offsets[:-1],
+                "step": np.float64(step), "lut": lut, "pos": pos}
+
+    def cell_index(self, xyz: np.ndarray) -> np.ndarray:
+        """(n,) flattened voxel index of points (n, 3) = (x [mm], y [mm], layer id); -1 outside.
+
+        The layer is ``floor(z)``.  Bins are half-open, [lo, hi) in r and in alpha over [-pi, pi)
+        (r = sqrt(x^2 + y^2) in float64, alpha the angle of (x, y); alpha = pi wraps to -pi): a point on a boundary belongs to the
+        bin above it; r at or beyond the last edge, unknown or empty layers give -1.  One compiled
+        pass: a lookup table in r, the angle compared through a monotone pseudo-angle (no atan2).
         """
-        layer, r, alpha = np.asarray(layer), np.asarray(r, float), np.asarray(alpha, float)
-        out = np.full(layer.shape, -1, dtype=np.int64)
-        by_id = {lay.id: (k, lay) for k, lay in enumerate(self.layers)}
-        for lid in np.unique(layer):
-            if int(lid) not in by_id:
-                continue
-            k, lay = by_id[int(lid)]
-            if not lay.n_voxels:
-                continue
-            sel = layer == lid
-            rb = np.searchsorted(np.asarray(lay.r_edges), r[sel], side="right") - 1
-            wrapped = (alpha[sel] + np.pi) % (2 * np.pi)
-            ab = np.minimum((wrapped / (2 * np.pi) * lay.n_alpha).astype(np.int64), lay.n_alpha - 1)
-            ok = (rb >= 0) & (rb < lay.n_r)
-            out[sel] = np.where(ok, self.layer_offsets[k] + ab * lay.n_r + rb, -1)
+        out = np.empty(len(xyz), dtype=np.int64)
+        _kernels.index_points(np.ascontiguousarray(xyz), *self.kernel, out)
         return out
 
+    @cached_property
+    def kernel(self) -> tuple:
+        """(kind, iv, fv, i1, i2, i3, f1, f2): the per-point rule's parameters for ``_kernels.cell``."""
+        t = self._tables
+        return (_kernels.CYLINDRICAL, t["pos"], np.array([t["step"], t["alpha_step"]]),
+                np.stack([t["n_r"], t["n_alpha"], t["offset"]]).astype(np.int64), t["lut"], t["alpha_lut"],
+                t["edges"], t["alpha_edges"])
 
-@lru_cache(maxsize=None)
+    def sample_in_cells(self, cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(n, 3) points uniform (in area) inside voxels ``cells`` (n,): (x, y [mm], layer id + U[0, 1))."""
+        t = self.voxel_table
+        r2 = rng.uniform(t["r_lo"][cells] ** 2, t["r_hi"][cells] ** 2)
+        alpha = rng.uniform(t["alpha_lo"][cells], t["alpha_hi"][cells])
+        r = np.sqrt(r2)
+        return np.column_stack([r * np.cos(alpha), r * np.sin(alpha), t["layer"][cells] + rng.uniform(0, 1, len(cells))])
+
+    def summary(self) -> dict[str, object]:
+        """Human-readable facts (for ``pcbench geometry show``)."""
+        rel = [lay for lay in self.layers if lay.n_voxels]
+        return {
+            "name": self.name, "kind": "cylindrical voxels (CaloChallenge binning XML)",
+            "layers": f"{len(self.layers)} ({len(rel)} with voxels)", "cells": self.n_voxels,
+            "voxels per layer": ", ".join(sorted({f"{lay.n_alpha} alpha x {lay.n_r} r" for lay in rel})),
+            "r extent": f"0 .. {max(lay.r_edges[-1] for lay in rel):g} mm",
+            "voxel order": "(layer, alpha bin, r bin); alpha bins over [-pi, pi)",
+        }
+
+
 def calochallenge_geometry(name: str) -> CylindricalGeometry:
     """A CaloChallenge geometry by name (``calochallenge-1-photons``, ``-1-pions``, ``-2``, ``-3``)."""
+    from .base import get_geometry
+
     if name not in CALOCHALLENGE_FILES:
         raise FormatError(f"unknown CaloChallenge geometry {name!r}; known: {', '.join(CALOCHALLENGE_FILES)}")
-    with resources.as_file(resources.files("pcbench.geometry") / "data" / CALOCHALLENGE_FILES[name]) as path:
-        return CylindricalGeometry.from_xml(path, name)
+    return get_geometry(name)  # type: ignore[return-value]

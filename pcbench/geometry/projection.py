@@ -1,56 +1,192 @@
-"""Points <-> cells for cylindrical geometries, vectorised over all points of a batch of showers."""
+"""Points <-> cells for any geometry, vectorised over all points of a chunk of showers.
+
+``project`` sums point energies per cell (no Python loop over showers or layers: compiled single
+passes over the points of each chunk), applies the cell threshold, and counts what falls outside
+the geometry; chunks bound the memory.  Sparse hits come per shower in the order of each
+cell's first point.  ``to_points`` turns cells back into points.  For centre
+placement ``project(to_points(v)) == v`` exactly.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 
-from .cylindrical import CylindricalGeometry
+from . import _kernels
+from .base import Geometry
 
-__all__ = ["voxels_to_points", "points_to_voxels"]
+__all__ = ["Hits", "Projection", "project", "iter_project", "to_points"]
 
 
-def voxels_to_points(voxels: np.ndarray, geometry: CylindricalGeometry) -> tuple[np.ndarray, np.ndarray]:
-    """Each non-zero voxel becomes one point at its centre carrying its energy.
+@dataclass(frozen=True)
+class Hits:
+    """Sparse cell hits of N showers (compressed rows).
+
+    Attributes:
+        offsets: (N + 1,) int64; shower ``i`` owns entries ``offsets[i]:offsets[i + 1]``.
+        cell: (M,) int64 flattened cell index.
+        energy: (M,) float64 cell energy [MeV].
+    """
+
+    offsets: np.ndarray
+    cell: np.ndarray
+    energy: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def counts(self) -> np.ndarray:
+        """(N,) hits per shower."""
+        return np.diff(self.offsets)
+
+    @property
+    def shower(self) -> np.ndarray:
+        """(M,) shower index of each hit."""
+        return np.repeat(np.arange(len(self)), self.counts)
+
+    def padded(self, geometry: Geometry, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(N, H, 4) float32 hits as points at cell centres (x, y, z, E [MeV]), zero-padded; (N, H) mask."""
+        counts = self.counts
+        h = int(counts.max(initial=0)) if width is None else width
+        slot = np.arange(len(self.cell)) - np.repeat(self.offsets[:-1], counts)
+        keep = slot < h
+        out = np.zeros((len(self), h, 4), dtype=np.float32)
+        rows = self.shower[keep]
+        out[rows, slot[keep], :3] = geometry.cell_centres[self.cell[keep]]
+        out[rows, slot[keep], 3] = self.energy[keep]
+        return out, np.arange(h)[None, :] < np.minimum(counts, h)[:, None]
+
+    @staticmethod
+    def concatenate(parts: list[Hits]) -> Hits:
+        """Hits of consecutive shower ranges, joined."""
+        if not parts:
+            return Hits(np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        shift = np.cumsum([0] + [p.offsets[-1] for p in parts[:-1]])
+        offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shift)])
+        return Hits(offsets.astype(np.int64), np.concatenate([p.cell for p in parts]),
+                    np.concatenate([p.energy for p in parts]))
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What ``project`` returns for N showers (energies in MeV).
+
+    Attributes:
+        cells: (N, C) float32 dense cell energies (``output="dense"``), else None.
+        hits: sparse hits (``output="sparse"``), else None.
+        outside_energy: (N,) energy of points outside the geometry.
+        outside_points: (N,) number of such points.
+        below_threshold_energy: (N,) energy of the cells the threshold removed.
+    """
+
+    cells: np.ndarray | None
+    hits: Hits | None
+    outside_energy: np.ndarray
+    outside_points: np.ndarray
+    below_threshold_energy: np.ndarray
+
+
+def _chunks(counts: np.ndarray, max_points: int, max_showers: int) -> Iterator[tuple[int, int]]:
+    """Consecutive shower ranges with at most ``max_points`` points (or one shower) and ``max_showers`` showers."""
+    n, a = len(counts), 0
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    while a < n:
+        b = int(np.searchsorted(cum, cum[a] + max_points, side="right")) - 1
+        b = min(max(b, a + 1), a + max_showers, n)
+        yield a, b
+        a = b
+
+
+def iter_project(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None = None, threshold: float = 0.0,
+                 output: Literal["dense", "sparse"] = "dense", chunk_points: int = 1 << 20,
+                 ) -> Iterator[tuple[slice, Projection]]:
+    """``project`` chunk by chunk: yields ``(showers slice, Projection of those showers)``."""
+    if points.ndim != 3 or points.shape[-1] != 4:
+        raise ValueError(f"points: shape {points.shape}, expected (N, P, 4) = (x, y, z, E)")
+    if output not in ("dense", "sparse"):
+        raise ValueError(f"output must be 'dense' or 'sparse', got {output!r}")
+    mask = np.ascontiguousarray(points[..., 3] > 0 if mask is None else mask)
+    c = geometry.n_cells
+    counts = mask.sum(axis=1)
+    max_showers = (1 << 26) // c if output == "dense" else len(points)  # dense chunks: <= 256 MB
+    buf, touched = np.zeros(c), np.zeros(c, dtype=np.uint8)
+    rule = geometry.kernel
+    for a, b in _chunks(counts, chunk_points, max(1, max_showers)):
+        n, m = b - a, int(counts[a:b].sum())
+        pts = np.ascontiguousarray(points[a:b], dtype=np.float32)
+        out_e, out_n, removed = np.zeros(n), np.zeros(n, np.int64), np.zeros(n)
+        hit_cell, hit_e, hits = np.empty(m, np.int64), np.empty(m), np.zeros(n, np.int64)
+        h = _kernels.project_sparse(pts, mask[a:b], *rule, buf, touched, threshold,
+                                    hit_cell, hit_e, hits, removed, out_e, out_n)
+        hit = Hits(np.concatenate([[0], np.cumsum(hits)]), hit_cell[:h].copy(), hit_e[:h].copy())
+        if output == "dense":
+            cells = np.zeros((n, c), dtype=np.float32)
+            cells[hit.shower, hit.cell] = hit.energy
+            yield slice(a, b), Projection(cells, None, out_e, out_n, removed)
+        else:
+            yield slice(a, b), Projection(None, hit, out_e, out_n, removed)
+
+
+def project(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None = None, threshold: float = 0.0,
+            output: Literal["dense", "sparse"] = "dense", chunk_points: int = 1 << 20) -> Projection:
+    """Project point-cloud showers onto the cells of ``geometry``.
 
     Args:
-        voxels: (N, V) energies [MeV] in the geometry's order.
+        points: (N, P, 4) = (x, y, z, E [MeV]) in the geometry's point convention (mm for
+            layered grids; x, y [mm] and z = layer id for CaloChallenge voxels).
+        mask: (N, P) bool, real points; default ``E > 0``.
+        threshold: cells with less summed energy [MeV] are dropped (kept: E >= threshold).
+        output: ``dense`` (N, C) cell arrays (the CaloChallenge layout) or ``sparse`` hits (the
+            ILD layout: ``Projection.hits``, ``Hits.padded`` gives cell-centre points).
+        chunk_points: points per chunk (bounds the memory; ``iter_project`` streams chunks).
+
+    Energy of points inside the geometry is conserved: ``cells.sum() + below_threshold_energy
+    == sum of the inside points' E`` (summed in float64).
+    """
+    parts = list(iter_project(points, geometry, mask, threshold, output, chunk_points))
+    cat = (lambda k: np.concatenate([getattr(p, k) for _, p in parts])) if parts else (lambda k: np.zeros(0))
+    dense = output == "dense"
+    cells = (np.concatenate([p.cells for _, p in parts]) if parts else np.zeros((0, geometry.n_cells), np.float32)) if dense else None
+    hits = None if dense else Hits.concatenate([p.hits for _, p in parts])
+    return Projection(cells, hits, cat("outside_energy"), cat("outside_points"), cat("below_threshold_energy"))
+
+
+def to_points(cells: np.ndarray, geometry: Geometry, points_per_cell: int = 1,
+              placement: Literal["centre", "uniform"] = "centre", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Each non-zero cell becomes points carrying its energy (CaloChallenge voxels as point clouds).
+
+    Args:
+        cells: (N, C) cell energies [MeV] in the geometry's order.
+        points_per_cell: k points per non-zero cell, each with 1/k of its energy.
+        placement: ``centre`` (all k at the cell centre) or ``uniform`` (uniform inside the cell,
+            ``numpy.random.default_rng(seed)``).
 
     Returns:
-        points (N, P, 4) = (x [mm], y [mm], z = layer id, E [MeV]), zero-padded, P the largest
-        number of non-zero voxels of a shower; mask (N, P).
+        points (N, P, 4) float32 = (x, y, z, E [MeV]) in the geometry's point convention,
+        zero-padded, P = k times the largest number of non-zero cells of a shower, cells in file
+        order; mask (N, P).
     """
-    if voxels.shape[1] != geometry.n_voxels:
-        raise ValueError(f"{voxels.shape[1]} voxels per shower, the geometry {geometry.name} has {geometry.n_voxels}")
-    t = geometry.voxel_table
-    nonzero = voxels != 0
-    counts = nonzero.sum(axis=1)
-    rows, cols = np.nonzero(nonzero)  # row-major: each shower's voxels in file order
+    if cells.ndim != 2 or cells.shape[1] != geometry.n_cells:
+        raise ValueError(f"cells: shape {cells.shape}, expected (N, {geometry.n_cells}) for {geometry.name}")
+    if placement not in ("centre", "uniform") or points_per_cell < 1:
+        raise ValueError("placement must be 'centre' or 'uniform' and points_per_cell >= 1")
+    k = points_per_cell
+    nonzero = cells != 0
+    counts = nonzero.sum(axis=1) * k
+    rows, cols = np.nonzero(nonzero)
+    rows, cols = np.repeat(rows, k), np.repeat(cols, k)
+    energy = np.repeat(cells[nonzero], k).astype(np.float64) / k
     slot = np.arange(len(rows)) - np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    points = np.zeros((len(voxels), int(counts.max(initial=0)), 4), dtype=np.float32)
-    points[rows, slot] = np.column_stack([t["x"][cols], t["y"][cols], t["layer"][cols], voxels[rows, cols]])
+    xyz = geometry.cell_centres[cols]
+    if placement == "uniform":
+        spread = geometry.sample_in_cells(cols, np.random.default_rng(seed)).astype(np.float32)
+        ok = geometry.cell_index(spread) == cols  # a draw that float32 rounds over an edge stays at the centre
+        xyz = np.where(ok[:, None], spread, xyz)
+    points = np.zeros((len(cells), int(counts.max(initial=0)), 4), dtype=np.float32)
+    points[rows, slot, :3] = xyz
+    points[rows, slot, 3] = energy
     return points, np.arange(points.shape[1])[None, :] < counts[:, None]
-
-
-def points_to_voxels(points: np.ndarray, mask: np.ndarray, geometry: CylindricalGeometry,
-                     threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Sum point energies into voxels (one bincount over the whole batch: no loop over showers).
-
-    Args:
-        points: (N, P, 4) = (x [mm], y [mm], z = layer id (the integer part is used), E [MeV]).
-        mask: (N, P) bool.
-        threshold: voxels with less energy [MeV] are set to 0 after summing.
-
-    Returns:
-        voxels (N, V) float32 [MeV]; outside (N,) float64: the energy of points outside the
-        geometry (beyond the last radial edge, or in a layer without voxels) [MeV].
-    """
-    n, v = len(points), geometry.n_voxels
-    shower, slot = np.nonzero(mask)
-    p = points[shower, slot].astype(np.float64)
-    idx = geometry.voxel_index(np.floor(p[:, 2]).astype(np.int64), np.hypot(p[:, 0], p[:, 1]), np.arctan2(p[:, 1], p[:, 0]))
-    inside = idx >= 0
-    voxels = np.bincount(shower[inside] * v + idx[inside], weights=p[inside, 3], minlength=n * v).reshape(n, v)
-    outside = np.bincount(shower[~inside], weights=p[~inside, 3], minlength=n)
-    if threshold > 0:
-        voxels[voxels < threshold] = 0.0
-    return voxels.astype(np.float32), outside
