@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..data import Cache
 from ..evaluate import EvaluationResult, evaluate
+from ..leaderboard.published import PUBLISHED, published_table
 from . import cli, console
 from .data import cache_option
 
@@ -26,8 +27,10 @@ def _fmt(value: float | None, error: float | None, scale: float) -> str:
 def render(result: EvaluationResult) -> Table:
     """A rich table of a result: metric, value ± error, truth-vs-truth, definition."""
     prov = result.provenance
+    size = f"{prov['n_jets']} jets" if "n_jets" in prov else f"{prov.get('n_showers')} showers on {prov.get('geometry')}"
+    label = " [PARAMETERISED showers]" if prov.get("samples_parameterised") else ""
     table = Table(title=f"{result.model} vs {prov.get('reference')} ({prov.get('reference_split')} split), "
-                        f"{prov.get('n_jets')} jets, suite {prov.get('suite_version')} ({prov['config']['profile']})")
+                        f"{size}, suite {prov.get('suite_version')} ({prov['config']['profile']}){label}")
     for col in ("metric", "scale", "model", "truth vs truth", "better"):
         table.add_column(col, no_wrap=col != "better")
     for m in result.metrics.values():
@@ -55,19 +58,45 @@ def legend(result: EvaluationResult) -> str:
               help="full: the papers' settings; fast: small batches (tests, demo).")
 @click.option("--plots", is_flag=True, help="Also write PNG histograms (ratio panels) and an HTML report.")
 @click.option("--metrics", default="", help="Comma-separated subset of metrics (default: all).")
+@click.option("--energy-check", type=click.Choice(["on", "off"]), default="on", show_default=True,
+              help="Showers: refuse samples whose incident energies do not follow the reference's.")
 @cache_option
 def evaluate_cmd(samples: Path, reference: str, model_name: str | None, out_dir: Path, profile: str,
-                 plots: bool, metrics: str, cache_dir: Path | None) -> None:
+                 plots: bool, metrics: str, energy_check: str, cache_dir: Path | None) -> None:
     """Validate SAMPLES, run its metric suite against the reference, print and record the results."""
     with console.status("evaluating") as status:
         result = evaluate(samples, reference, model_name, profile, Cache(cache_dir), out_dir,
                           progress=lambda msg: status.update(f"evaluating: {msg}"), plots=plots,
-                          metrics=tuple(m for m in metrics.split(",") if m))
+                          metrics=tuple(m for m in metrics.split(",") if m), energy_check=energy_check == "on")
     console.print(render(result))
     console.print("values are mean ± error over batches, folds or bootstraps; definitions:\n" + legend(result),
                   highlight=False, markup=False)
+    if "classifier" in result.provenance:
+        console.print(f"classifier setting: {result.provenance['classifier']} (full = the challenge's DNN 2 x 2048, "
+                      "50 epochs; fast = 2 x 256, 15 epochs)", highlight=False)
     if result.provenance.get("fpnd", "").startswith("skipped"):
         console.print(f"FPND {result.provenance['fpnd']}", highlight=False)
     console.print(f"record: {out_dir / (result.model + '.json')}", highlight=False)
     if plots:
         console.print(f"report: {out_dir / (result.model + '.html')}", highlight=False)
+
+
+@cli.command("published")
+@click.argument("name", type=click.Choice(sorted(PUBLISHED)))
+@click.option("--csv", "as_csv", is_flag=True, help="Print the shipped CSV as it is (every column).")
+def published_cmd(name: str, as_csv: bool) -> None:
+    """Print a benchmark's PUBLISHED numbers (never computed by pcbench), to see where a model would rank."""
+    table = published_table(name)
+    if as_csv:
+        from importlib import resources
+
+        click.echo((resources.files("pcbench.leaderboard") / "published" / PUBLISHED[name][0]).read_text(encoding="utf-8"))
+        return
+    t = Table(title=f"{name}: published numbers ({table.source}); not computed by pcbench")
+    for h in table.header:
+        t.add_column(h, no_wrap=True)
+    for row in table.rows:
+        t.add_row(*row)
+    from rich.console import Console
+
+    Console(width=max(console.width, 40 + 16 * len(table.header))).print(t)  # wide: one line per submission

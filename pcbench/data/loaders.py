@@ -13,7 +13,7 @@ from .cache import Cache
 from .containers import JetSet, ShowerPointSet, VoxelShowerSet
 from .registry import DatasetEntry, FileEntry, Registry, default_registry
 
-__all__ = ["SPLITS", "split_bounds", "split_indices", "load", "load_file", "dataset_paths"]
+__all__ = ["SPLITS", "split_bounds", "split_indices", "split_files", "load", "load_file", "dataset_paths"]
 
 SPLITS = ("train", "valid", "test", "all")
 
@@ -53,11 +53,27 @@ def dataset_paths(entry: DatasetEntry, files: tuple[FileEntry, ...], cache: Cach
     for f in files:
         p = cache.path(entry, f)
         if not cache.is_cached(entry, f):
+            if entry.source.get("type") == "simulate":
+                raise DataUnavailableError(f"{entry.name}:{f.key} is not in the cache ({p}); make it with "
+                                           f"`{entry.offline_hint(f.key)}`")
             hint = f" or make it offline: {entry.offline_hint(f.key)}" if entry.offline else ""
             raise DataUnavailableError(
                 f"{entry.name}:{f.key} is not in the cache ({p}); run `pcbench fetch {entry.name}:{f.key}`{hint}")
         paths.append(p)
     return paths
+
+
+def split_files(entry: DatasetEntry, files: tuple[FileEntry, ...], split: str, name: str) -> tuple[FileEntry, ...]:
+    """The members that hold ``split`` for data sets split by file (CaloChallenge: train and test
+    files); all members otherwise (their split is cut after loading)."""
+    if entry.split.get("convention") != "files" or split == "all":
+        return files
+    if split not in ("train", "test"):
+        raise RegistryError(f"{entry.name} defines only the splits train and test (by file), not {split!r}")
+    chosen = tuple(f for f in files if f.split == split)
+    if not chosen:
+        raise RegistryError(f"{name} has no {split} file")
+    return chosen
 
 
 def _concat(parts: list[JetSet | VoxelShowerSet | ShowerPointSet]):
@@ -100,13 +116,7 @@ def load(name: str, split: str = "train", cache: Cache | None = None, registry: 
     registry = registry or default_registry()
     cache = cache or Cache()
     entry, files = registry.resolve(name)
-    if entry.split.get("convention") == "files" and split != "all":
-        wanted = {"train": "train", "test": "test"}.get(split)
-        if wanted is None:
-            raise RegistryError(f"{entry.name} defines only the splits train and test (by file), not {split!r}")
-        files = tuple(f for f in files if f.split == wanted)
-        if not files:
-            raise RegistryError(f"{name} has no {split} file")
+    files = split_files(entry, files, split, name)
     parts = [formats.read(p) for p in dataset_paths(entry, files, cache)]
     data = _concat(parts)
     if isinstance(data, JetSet) and num_particles is not None:

@@ -10,12 +10,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import h5py
+
 from .. import __version__
 from .._io import file_md5
-from ..data import Cache, JetSet, read, validate_file
+from ..data import Cache, read, validate_file
+from ..data.containers import VoxelShowerSet
+from ..data.formats import read_attrs
 from ..errors import FormatError, PcbenchError
 from .jets import JetSuiteConfig, infer_jet_type, jet_suite
-from .reference import load_reference
+from .reference import load_reference, reference_source
 from .result import EvaluationResult, MetricValue
 
 __all__ = ["evaluate", "EvaluationResult", "MetricValue", "JetSuiteConfig", "hardware"]
@@ -36,7 +40,7 @@ def hardware() -> dict[str, Any]:
 def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None = None,
              profile: str = "full", cache: Cache | None = None, out_dir: str | os.PathLike[str] | None = None,
              progress: Callable[[str], None] | None = None, plots: bool = False,
-             metrics: tuple[str, ...] = ()) -> EvaluationResult:
+             metrics: tuple[str, ...] = (), energy_check: bool = True) -> EvaluationResult:
     """Evaluate a sample file against a reference (registry name: its test split; or a file).
 
     The file is validated first (every problem is reported); the suite of its kind runs with the
@@ -45,38 +49,105 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     pcbench's version, the hardware, and the generation time per object if the file carries it.
     With ``out_dir`` the record is written there as ``<model>.json``; with ``plots`` also PNG
     histograms (``<model>_plots/``) and a one-page HTML report (``<model>.html``).
-    ``metrics`` restricts the suite to some metrics (empty: all).
+    ``metrics`` restricts the suite to some metrics (empty: all).  Shower samples are
+    streamed (bounded memory): voxel showers get the CaloChallenge suite, point showers the
+    ILD / CaloClouds suite; their incident energies must follow the reference's
+    (``energy_check``).
     """
     samples = Path(samples)
     report = validate_file(samples)
     if not report.ok:
         raise FormatError(f"{samples} is not a valid sample file:\n" + "\n".join(f"  - {line}" for line in report.lines()))
+    if report.kind in ("voxel-showers", "point-showers"):
+        return _evaluate_showers(samples, report.kind, reference, model, profile, cache, out_dir, progress, plots,
+                                 metrics, energy_check)
     gen = read(samples)
     ref, ref_info = load_reference(reference, cache)
     if type(gen) is not type(ref):
         raise PcbenchError(f"{samples} holds {report.kind}, but the reference {reference} holds "
                            f"{type(ref).__name__}: evaluate against a reference of the same kind")
-    if not isinstance(gen, JetSet):
-        raise PcbenchError(f"no metric suite for {report.kind} yet (jets only)")
     cfg = replace(JetSuiteConfig.named(profile), metrics=tuple(metrics))
     jet_type = infer_jet_type(ref, gen)
     values, settings, samples_used = jet_suite(gen, ref, cfg, jet_type, progress)
-    model = model or gen.attrs.get("model") or samples.stem
-    provenance = {
-        **ref_info,
-        "samples": str(samples), "samples_md5": file_md5(samples), "samples_bytes": samples.stat().st_size,
-        "samples_rows": len(gen), **settings, "seed": cfg.seed, "pcbench_version": __version__,
-        "hardware": hardware(),
-        "generation_time_per_object_s": gen.attrs.get("generation_time_per_object_s"),
-        "generation_hardware": gen.attrs.get("hardware"),
-    }
-    result = EvaluationResult(kind=report.kind or "jets", model=model, metrics=values, provenance=provenance)
+    result = _record(samples, report.kind or "jets", model or gen.attrs.get("model") or samples.stem, values,
+                     {**ref_info, **settings, "seed": cfg.seed}, gen.attrs, len(gen))
     if out_dir is not None:
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
-        result.write(Path(out_dir) / f"{safe}.json")
+        path = result.write(Path(out_dir) / f"{_safe(result.model)}.json")
         if plots:
             from .plots import html_report, jet_plots
 
-            figures = jet_plots(samples_used["gen"], samples_used["real"], Path(out_dir) / f"{safe}_plots", result)
-            html_report(result, figures, Path(out_dir) / f"{safe}.html")
+            figures = jet_plots(samples_used["gen"], samples_used["real"], path.with_suffix("").parent / f"{path.stem}_plots", result)
+            html_report(result, figures, path.with_suffix(".html"))
+    return result
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def _record(samples: Path, kind: str, model: str, values: dict[str, MetricValue], settings: dict[str, Any],
+            attrs: dict[str, Any], rows: int) -> EvaluationResult:
+    """The result with its provenance: the sample file, the settings, pcbench and the hardware."""
+    provenance = {
+        "samples": str(samples), "samples_md5": file_md5(samples), "samples_bytes": samples.stat().st_size,
+        "samples_rows": rows, **settings, "pcbench_version": __version__, "hardware": hardware(),
+        "generation_time_per_object_s": attrs.get("generation_time_per_object_s"),
+        "generation_hardware": attrs.get("hardware"),
+        "samples_parameterised": bool(attrs.get("parameterised", False)),
+    }
+    return EvaluationResult(kind=kind, model=model, metrics=values, provenance=provenance)
+
+
+_VOXEL_GEOMETRIES = {368: "calochallenge-1-photons", 533: "calochallenge-1-pions", 6480: "calochallenge-2",
+                     40500: "calochallenge-3"}
+
+
+def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | None, profile: str, cache: Cache | None,
+                      out_dir: str | os.PathLike[str] | None, progress: Callable[[str], None] | None, plots: bool,
+                      metrics: tuple[str, ...], energy_check: bool) -> EvaluationResult:
+    """The CaloChallenge suite for voxel showers, the ILD suite for point showers."""
+    from ..geometry import get_geometry
+    from .sources import ShowerSource, check_incident_energies, split_reference
+
+    attrs = read_attrs(samples)
+    gen = ShowerSource.of(samples)
+    ref, ref_info, ref_geometry = reference_source(reference, cache)
+    with h5py.File(samples, "r") as f:
+        width = f["showers"].shape[1] if kind == "voxel-showers" else None
+    first = next(ref.chunks(1))[1]
+    if (kind == "voxel-showers") != isinstance(first, VoxelShowerSet):
+        raise PcbenchError(f"{samples} holds {kind}, but the reference {reference} holds "
+                           f"{type(first).__name__}: evaluate against a reference of the same kind")
+    name = attrs.get("geometry") or ref_geometry or (_VOXEL_GEOMETRIES.get(width) if width else "ild-ecal")
+    if name is None:
+        raise PcbenchError(f"{samples}: cannot tell the geometry of {width} voxels per shower; set the file's "
+                           "`geometry` attribute or use a registered reference")
+    geometry = get_geometry(name)
+    halves = split_reference(len(gen), len(ref), seed=42)
+    energy = {"energy_check": "off"}
+    if energy_check:
+        energy = check_incident_energies(gen.incident_energies()[halves.gen], ref.incident_energies()[halves.a],
+                                         str(samples))
+    if kind == "voxel-showers":
+        from .calochallenge import CaloSuiteConfig, calochallenge_suite
+
+        ccfg = replace(CaloSuiteConfig.named(profile), metrics=tuple(metrics))
+        values, settings, used = calochallenge_suite(gen, ref, halves, geometry, ccfg, progress)
+        seed = ccfg.seed
+    else:
+        from .ild import ILDSuiteConfig, ild_suite
+
+        icfg = replace(ILDSuiteConfig.named(profile), metrics=tuple(metrics))
+        values, settings, used = ild_suite(gen, ref, halves, geometry, icfg, progress)
+        seed = icfg.seed
+    result = _record(samples, kind, model or attrs.get("model") or samples.stem, values,
+                     {**ref_info, **settings, **energy, "seed": seed}, attrs, len(gen))
+    if out_dir is not None:
+        path = result.write(Path(out_dir) / f"{_safe(result.model)}.json")
+        if plots:
+            from .plots import html_report
+            from .shower_plots import shower_plots
+
+            figures = shower_plots(used, geometry, path.parent / f"{path.stem}_plots", result)
+            html_report(result, figures, path.with_suffix(".html"))
     return result

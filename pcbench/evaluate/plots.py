@@ -15,10 +15,11 @@ from .result import EvaluationResult
 __all__ = ["ratio_histogram", "jet_plots", "html_report"]
 
 
-def ratio_histogram(real: np.ndarray, gen: np.ndarray, xlabel: str, path: Path, bins: int = 40,
+def ratio_histogram(real: np.ndarray, gen: np.ndarray, xlabel: str, path: Path, bins: int | np.ndarray = 40,
                     log_x: bool = False, note: str = "") -> Path:
-    """Density histograms of real (filled) and generated (line) over the real sample's 0.1-99.9 %
-    range, and below them the ratio generated / real with Poisson errors; saved as PNG."""
+    """Density histograms of real (filled) and generated (line), and below them the ratio
+    generated / real with Poisson errors; saved as PNG.  ``bins``: edges, or a number of bins
+    over the real sample's 0.1-99.9 % range."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,7 +27,9 @@ def ratio_histogram(real: np.ndarray, gen: np.ndarray, xlabel: str, path: Path, 
 
     real, gen = np.asarray(real, float), np.asarray(gen, float)
     lo, hi = np.quantile(real, [0.001, 0.999])
-    if log_x:
+    if not np.isscalar(bins):
+        edges = np.asarray(bins, float)
+    elif log_x:
         lo = max(lo, np.min(real[real > 0]) if np.any(real > 0) else 1e-6)
         edges = np.geomspace(lo, max(hi, lo * 1.01), bins + 1)
     else:

@@ -1,0 +1,245 @@
+"""The CaloChallenge metric suite for voxel showers, computed as the challenge's ``evaluate.py`` does,
+streamed over the files (bounded memory), with errors and the truth-vs-truth column.
+
+Separation powers of the challenge's histograms (its binnings), FPD and KPD on the high-level
+classifier inputs (jetnet's settings in the challenge: ``fpd(min_samples=10000)``,
+``kpd(batch_size=10000)``), the DNN classifier on low- and high-level inputs (AUC, JSD), and
+precision / recall / density / coverage (k = 5) on log10 voxel energies (empty voxels at 0.1
+MeV).  The high-level features and the cell spectrum use all showers; the low-level classifier
+and PRDC at most ``lowlevel_values`` voxel values per sample (the record says how many showers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..geometry.cylindrical import CylindricalGeometry
+from ..metrics import calo_features, frechet, kernel
+from ..metrics.dnn_classifier import DNNSettings, dnn_classifier_test
+from ..metrics.prdc import prdc
+from ..metrics.separation import separation_power_counts, separation_power_samples
+from .result import MetricValue
+from .sources import Halves, ShowerSource
+
+__all__ = ["CALO_SUITE_VERSION", "CaloSuiteConfig", "calochallenge_suite", "histogram_bins"]
+
+CALO_SUITE_VERSION = "calochallenge-1"
+
+
+@dataclass(frozen=True)
+class CaloSuiteConfig:
+    """Settings; ``full`` is the challenge's (DNN 2 x 2048, 50 epochs), ``fast`` fits a CPU."""
+
+    profile: str = "full"
+    seed: int = 42
+    fpd_min_samples: int = 10_000
+    fpd_max_samples: int = 50_000
+    fpd_batches: int = 20
+    fpd_points: int = 10
+    kpd_batches: int = 10
+    kpd_batch_size: int = 10_000
+    sep_bootstrap: int = 10
+    prdc_k: int = 5
+    classifier: str = "full"
+    lowlevel_values: int = 200_000_000  # voxel values kept per sample for the low-level classifier and PRDC
+    chunk_rows: int = 2_000
+    metrics: tuple[str, ...] = ()
+
+    @classmethod
+    def named(cls, profile: str) -> CaloSuiteConfig:
+        if profile == "full":
+            return cls()
+        if profile == "fast":
+            return cls(profile="fast", fpd_min_samples=1_000, fpd_max_samples=5_000, fpd_batches=5, fpd_points=5,
+                       kpd_batches=5, kpd_batch_size=1_000, sep_bootstrap=5, classifier="fast",
+                       lowlevel_values=20_000_000)
+        raise ValueError(f"unknown profile {profile!r}; expected 'full' or 'fast'")
+
+
+_SEP = ("e_ratio", "e_layer", "ec_eta", "ec_phi", "width_eta", "width_phi", "ec_r", "width_r", "sparsity", "cell")
+_FEATURE_OF = {"e_layer": "E_layer", "ec_eta": "EC_eta", "ec_phi": "EC_phi", "width_eta": "width_eta",
+               "width_phi": "width_phi", "ec_r": "EC_r", "width_r": "width_r", "sparsity": "sparsity"}
+_DEFS: dict[str, tuple[str, float, str]] = {
+    **{f"sep_{k}": (f"separation power of the {k.replace('_', ' ')} histogram"
+                    + ("s, mean over layers" if k not in ("e_ratio", "cell") else "")
+                    + " (CaloChallenge binning; 0 = identical, 1 = disjoint)", 1e3, "lower") for k in _SEP},
+    "fpd": ("Frechet physics distance on the high-level classifier inputs, N -> inf (CaloChallenge: jetnet fpd)", 1e3, "lower"),
+    "kpd": ("kernel physics distance on the high-level classifier inputs (CaloChallenge: jetnet kpd)", 1e3, "lower"),
+    "auc_low": ("DNN classifier AUC on log10 E_inc and voxels / E_inc (calibrated)", 1.0, "closer to 0.5"),
+    "jsd_low": ("DNN classifier JSD = (ln 2 - BCE) / ln 2 on the low-level inputs (calibrated)", 1.0, "lower"),
+    "auc_high": ("DNN classifier AUC on the high-level features (calibrated)", 1.0, "closer to 0.5"),
+    "jsd_high": ("DNN classifier JSD on the high-level features (calibrated)", 1.0, "lower"),
+    "precision": ("precision (k=5 NN balls) on log10 voxel energies", 1.0, "higher"),
+    "recall": ("recall (k=5) on log10 voxel energies", 1.0, "higher"),
+    "density": ("density (k=5) on log10 voxel energies (1 for identical distributions)", 1.0, "closer to 1"),
+    "coverage": ("coverage (k=5) on log10 voxel energies", 1.0, "higher"),
+}
+
+
+def histogram_bins(feature: str, layer: int, geometry: CylindricalGeometry, threshold: float,
+                   ref_max: float) -> np.ndarray:
+    """The challenge's binning of a histogram (``evaluate_plotting_helper.py``).
+
+    ``feature`` is one of the separation-power families; ``layer`` the layer id; ``ref_max`` the
+    reference's maximum of the quantity (for the logarithmic energy binnings).
+    """
+    ds23 = geometry.name in ("calochallenge-2", "calochallenge-3")
+    if feature == "e_ratio":
+        return np.linspace(0.5, 1.5, 101)
+    if feature in ("e_layer", "cell"):
+        n = 40 if feature == "e_layer" else 50
+        return np.logspace(np.log10(threshold), np.log10(max(ref_max, threshold * 10)), n)
+    if feature == "sparsity":
+        return np.linspace(0.0, 1.0, 21)
+    if feature in ("ec_eta", "ec_phi"):
+        lim = (-30.0, 30.0) if ds23 else ((-500.0, 500.0) if layer in (12, 13) else (-100.0, 100.0))
+    elif feature in ("width_eta", "width_phi"):
+        lim = (0.0, 30.0) if ds23 else ((0.0, 400.0) if layer in (12, 13) else (0.0, 100.0))
+    elif feature == "ec_r":
+        lim = (0.0, 42.0) if ds23 else ((0.0, 1500.0) if layer in (12, 13, 14) else (0.0, 500.0))
+    elif feature == "width_r":
+        lim = (0.0, 20.0) if ds23 else ((0.0, 1500.0) if layer in (12, 13, 14) else (0.0, 500.0))
+    else:
+        raise ValueError(f"unknown feature {feature!r}")
+    return np.linspace(*lim, 101)
+
+
+@dataclass
+class _Summary:
+    """What the suite keeps of one sample: features of every shower, the low-level subset, and
+    the cell spectrum's histogram."""
+
+    feats: dict[str, np.ndarray]
+    e_inc: np.ndarray
+    voxels: np.ndarray           # (m, V) thresholded, the first m showers
+    cell_hist: np.ndarray | None
+
+
+def _summarise(src: ShowerSource, rows: np.ndarray, geometry: CylindricalGeometry, threshold: float, keep: int,
+               cell_bins: np.ndarray | None, chunk_rows: int) -> tuple[_Summary, float]:
+    """One pass over the source's ``rows`` (sorted); also returns the maximum voxel energy."""
+    parts: list[dict[str, np.ndarray]] = []
+    e_inc, kept, vmax = [], [], 0.0
+    hist = None if cell_bins is None else np.zeros(len(cell_bins) - 1)
+    taken = 0
+    for start, chunk in src.chunks(chunk_rows):
+        sel = rows[(rows >= start) & (rows < start + len(chunk))] - start
+        if not len(sel):
+            continue
+        v = calo_features.threshold_voxels(chunk.voxels[sel], threshold)
+        e = np.asarray(chunk.incident_energy[sel], np.float64)
+        parts.append(calo_features.high_level_features(v, e, geometry))
+        e_inc.append(e)
+        vmax = max(vmax, float(v.max(initial=0.0)))
+        if taken < keep:
+            kept.append(v[:keep - taken])
+            taken += len(kept[-1])
+        if hist is not None:
+            hist += np.histogram(v[v > 0], cell_bins)[0]
+    feats = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    voxels = np.concatenate(kept) if kept else np.zeros((0, geometry.n_voxels), np.float32)
+    return _Summary(feats, np.concatenate(e_inc), voxels, hist), vmax
+
+
+def _sep_family(name: str, real: _Summary, gen: _Summary, geometry: CylindricalGeometry, threshold: float,
+                cfg: CaloSuiteConfig, cell_bins: np.ndarray) -> tuple[float, float, list[float]]:
+    """Separation power of one family: mean over its layers, error of that mean; per-layer values."""
+    if name == "cell":
+        v, e = separation_power_counts(real.cell_hist, gen.cell_hist, cfg.sep_bootstrap, cfg.seed)
+        return v, e, []
+    if name == "e_ratio":
+        v, e = separation_power_samples(real.feats["E_ratio"], gen.feats["E_ratio"],
+                                        histogram_bins("e_ratio", 0, geometry, threshold, 0), cfg.sep_bootstrap, cfg.seed)
+        return v, e, []
+    key = _FEATURE_OF[name]
+    layers = calo_features.alpha_layers(geometry) if name in ("ec_eta", "ec_phi", "width_eta", "width_phi") \
+        else geometry.relevant_layers
+    vals, errs = [], []
+    for col, lid in enumerate(layers):
+        r, g = real.feats[key][:, col], gen.feats[key][:, col]
+        bins = histogram_bins(name, lid, geometry, threshold, float(r.max(initial=0.0)))
+        v, e = separation_power_samples(r, g, bins, cfg.sep_bootstrap, cfg.seed)
+        vals.append(v)
+        errs.append(e)
+    return float(np.mean(vals)), float(np.sqrt(np.sum(np.square(errs))) / len(errs)), vals
+
+
+def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshold: float, cfg: CaloSuiteConfig,
+          cell_bins: np.ndarray, step: Callable[[str], None]) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
+    """Every metric between one 'generated' summary and reference half A."""
+    out: dict[str, tuple[float, float]] = {}
+    extra: dict[str, Any] = {}
+
+    def want(*names: str) -> bool:
+        return not cfg.metrics or any(n in cfg.metrics for n in names)
+
+    step("separation powers")
+    for fam in _SEP:
+        if want(f"sep_{fam}"):
+            v, e, per_layer = _sep_family(fam, real, gen, geometry, threshold, cfg, cell_bins)
+            out[f"sep_{fam}"] = (v, e)
+            if per_layer:
+                extra[f"sep_{fam}_per_layer"] = per_layer
+    hl_real = calo_features.classifier_inputs_high(real.feats, real.e_inc)
+    hl_gen = calo_features.classifier_inputs_high(gen.feats, gen.e_inc)
+    if want("fpd"):
+        step("FPD")
+        out["fpd"] = frechet.fpd(hl_real[:, 1:], hl_gen[:, 1:], cfg.fpd_min_samples, cfg.fpd_max_samples,
+                                 cfg.fpd_batches, cfg.fpd_points, seed=cfg.seed)
+    if want("kpd"):
+        step("KPD")
+        out["kpd"] = kernel.kpd(hl_real[:, 1:], hl_gen[:, 1:], cfg.kpd_batches, cfg.kpd_batch_size, seed=cfg.seed)
+    dnn = DNNSettings.named(cfg.classifier)
+    dnn = DNNSettings(**{**asdict(dnn), "seed": cfg.seed})
+    m = min(len(real.voxels), len(gen.voxels))
+    if want("auc_low", "jsd_low"):
+        step("low-level classifier")
+        r = dnn_classifier_test(calo_features.classifier_inputs_low(real.voxels[:m], real.e_inc[:m]),
+                                calo_features.classifier_inputs_low(gen.voxels[:m], gen.e_inc[:m]), dnn)
+        out["auc_low"], out["jsd_low"] = (r.auc, r.auc_error), (r.jsd, r.jsd_error)
+        extra["classifier_low"] = {"best_epoch": r.best_epoch, "n_per_class": r.n_per_class,
+                                   "auc_uncalibrated": r.auc_uncalibrated}
+    if want("auc_high", "jsd_high"):
+        step("high-level classifier")
+        r = dnn_classifier_test(hl_real, hl_gen, dnn)
+        out["auc_high"], out["jsd_high"] = (r.auc, r.auc_error), (r.jsd, r.jsd_error)
+        extra["classifier_high"] = {"best_epoch": r.best_epoch, "n_per_class": r.n_per_class,
+                                    "auc_uncalibrated": r.auc_uncalibrated}
+    if want("precision", "recall", "density", "coverage"):
+        step("precision, recall, density, coverage")
+        lr = np.log10(np.where(real.voxels[:m] == 0, 0.1, real.voxels[:m]))
+        lg = np.log10(np.where(gen.voxels[:m] == 0, 0.1, gen.voxels[:m]))
+        out.update(prdc(lr, lg, cfg.prdc_k))
+    return out, extra
+
+
+def calochallenge_suite(gen: ShowerSource, reference: ShowerSource, halves: Halves, geometry: CylindricalGeometry,
+                        cfg: CaloSuiteConfig = CaloSuiteConfig(), progress: Callable[[str], None] | None = None,
+                        ) -> tuple[dict[str, MetricValue], dict[str, Any], dict[str, Any]]:
+    """Run the suite: generated rows ``halves.gen`` vs reference half A, and B vs A (truth).
+
+    Returns the metrics, the settings used, and the summaries (``gen``, ``real``) for plots.
+    """
+    step = progress or (lambda _m: None)
+    threshold = calo_features.THRESHOLDS_MEV.get(geometry.name, 0.0)
+    keep = max(10, cfg.lowlevel_values // geometry.n_voxels)
+    step("reference features")
+    a, ref_max = _summarise(reference, halves.a, geometry, threshold, keep, None, cfg.chunk_rows)
+    cell_bins = histogram_bins("cell", 0, geometry, threshold, ref_max)
+    # the cell spectrum needs the reference maximum for its bins: a second, histogram-only pass
+    a.cell_hist = _summarise(reference, halves.a, geometry, threshold, 0, cell_bins, cfg.chunk_rows)[0].cell_hist
+    b = _summarise(reference, halves.b, geometry, threshold, keep, cell_bins, cfg.chunk_rows)[0]
+    step("generated features")
+    g = _summarise(gen, halves.gen, geometry, threshold, keep, cell_bins, cfg.chunk_rows)[0]
+    model, extra = _pair(g, a, geometry, threshold, cfg, cell_bins, step)
+    truth, truth_extra = _pair(b, a, geometry, threshold, cfg, cell_bins, lambda _m: None)
+    metrics = {name: MetricValue(name, v, e, *_DEFS[name][:2], truth[name][0], truth[name][1], _DEFS[name][2])
+               for name, (v, e) in model.items()}
+    settings = {"suite_version": CALO_SUITE_VERSION, "n_showers": halves.n, "geometry": geometry.name,
+                "threshold_mev": threshold, "lowlevel_showers": int(min(len(a.voxels), len(g.voxels))),
+                "classifier": cfg.classifier, "config": asdict(cfg), "details": extra, "truth_details": truth_extra}
+    return metrics, settings, {"gen": g, "real": a, "cell_bins": cell_bins, "threshold": threshold}

@@ -1,0 +1,112 @@
+"""Shower samples read chunk by chunk (bounded memory), the reference's disjoint halves, and the
+incident-energy check that every shower suite makes first."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+from scipy.stats import ks_2samp
+
+from ..data import formats
+from ..data.containers import ShowerPointSet, VoxelShowerSet
+from ..errors import PcbenchError
+
+__all__ = ["ShowerSource", "Halves", "split_reference", "check_incident_energies"]
+
+Showers = ShowerPointSet | VoxelShowerSet
+
+
+@dataclass
+class ShowerSource:
+    """Showers in one or more files (concatenated in order), or already in memory."""
+
+    paths: list[Path] = field(default_factory=list)
+    data: Showers | None = None
+
+    @classmethod
+    def of(cls, x: str | os.PathLike[str] | list[Path] | Showers) -> ShowerSource:
+        if isinstance(x, (ShowerPointSet, VoxelShowerSet)):
+            return cls(data=x)
+        return cls(paths=[Path(p) for p in (x if isinstance(x, list) else [x])])
+
+    @property
+    def lengths(self) -> list[int]:
+        if self.data is not None:
+            return [len(self.data)]
+        out = []
+        for p in self.paths:
+            with h5py.File(p, "r") as f:
+                out.append(len(f[formats.detect_layout(f).keys[0]]))
+        return out
+
+    def __len__(self) -> int:
+        return sum(self.lengths)
+
+    def incident_energies(self) -> np.ndarray:
+        """(N,) [MeV], without reading the showers."""
+        if self.data is not None:
+            return np.asarray(self.data.incident_energy, np.float64)
+        parts = []
+        for p in self.paths:
+            with h5py.File(p, "r") as f:
+                lay = formats.detect_layout(f)
+                key = "energy" if lay.name == "ild" else "incident_energies"
+                parts.append(np.asarray(f[key][:], np.float64).reshape(-1) * (1000.0 if lay.name == "ild" else 1.0))
+        return np.concatenate(parts)
+
+    def chunks(self, chunk_rows: int) -> Iterator[tuple[int, Showers]]:
+        """(first row, container of the next ``chunk_rows`` rows), in order."""
+        if self.data is not None:
+            for a in range(0, len(self.data), chunk_rows):
+                yield a, self.data.subset(slice(a, a + chunk_rows))
+            return
+        offset = 0
+        for p, n in zip(self.paths, self.lengths):
+            for a in range(0, n, chunk_rows):
+                yield offset + a, formats.read(p, slice(a, min(a + chunk_rows, n)))
+            offset += n
+
+
+@dataclass(frozen=True)
+class Halves:
+    """Row indices: the generated rows used, and the reference's disjoint halves A and B (n each)."""
+
+    n: int
+    gen: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+
+def split_reference(n_gen: int, n_ref: int, seed: int, minimum: int = 10) -> Halves:
+    """n = min(n_gen, n_ref // 2); the first n generated rows; A and B from ``default_rng(seed)``'s
+    permutation of the reference (sorted, so files are read in order)."""
+    n = min(n_gen, n_ref // 2)
+    if n < minimum:
+        raise PcbenchError(f"too few showers to evaluate: {n_gen} generated, {n_ref} reference "
+                           f"(at least {minimum} and twice as many reference showers are needed)")
+    perm = np.random.default_rng(seed).permutation(n_ref)
+    return Halves(n, np.arange(n), np.sort(perm[:n]), np.sort(perm[n:2 * n]))
+
+
+def check_incident_energies(gen: np.ndarray, ref: np.ndarray, what: str, p_min: float = 1e-3) -> dict[str, float]:
+    """Refuse a sample whose incident energies do not follow the reference's.
+
+    Histograms of shower observables mix all energies, so a different E_inc spectrum distorts
+    every one of them.  A two-sample Kolmogorov-Smirnov test with p below ``p_min`` raises,
+    naming both spectra; returns the test's statistic and p-value for the record.
+    """
+    res = ks_2samp(gen, ref)
+    if res.pvalue < p_min:
+        q = (5, 50, 95)
+        g, r = np.percentile(gen, q), np.percentile(ref, q)
+        raise PcbenchError(
+            f"{what}: the incident energies do not follow the reference's (Kolmogorov-Smirnov p = {res.pvalue:.2g} "
+            f"< {p_min:g}; generated 5/50/95 % = {g[0]:.4g}/{g[1]:.4g}/{g[2]:.4g} MeV, reference "
+            f"{r[0]:.4g}/{r[1]:.4g}/{r[2]:.4g} MeV). Shower histograms would be distorted: generate at the "
+            "reference's incident energies (e.g. its incident_energies dataset), or pass --energy-check off.")
+    return {"ks_statistic": float(res.statistic), "ks_pvalue": float(res.pvalue)}
