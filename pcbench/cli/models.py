@@ -10,7 +10,11 @@ import click
 from ..data import Cache, load, read
 from ..data.loaders import split_indices
 from ..errors import PcbenchError
+import torch
+
 from ..models import MODELS, TrainOptions, model_config, sample_jets, train
+from ..models.sampling import sample_showers
+from ..models.shower_training import SHOWER_MODELS, ShowerTrainOptions, shower_model_config, train_shower_model
 from . import cli, console
 from .data import cache_option
 
@@ -27,10 +31,12 @@ def _training_data(data: str | None, data_file: Path | None, cache: Cache):
 
 
 @cli.command("train")
-@click.argument("name", type=click.Choice(sorted(MODELS)))
-@click.option("--data", default=None, help="Registry name, e.g. jetnet30:g or jetnet30-sim:g.")
+@click.argument("name", type=click.Choice(sorted(MODELS) + sorted(SHOWER_MODELS)))
+@click.option("--data", default=None, help="Registry name, e.g. jetnet30:g, jetnet30-sim:g, ild-photons-param.")
 @click.option("--data-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="An HDF5 file of jets instead of a registry name.")
+              help="An HDF5 file of jets or point showers instead of a registry name.")
+@click.option("--teacher", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="caloclouds2-cm: the trained CaloClouds II checkpoint to distil.")
 @click.option("--config", "config_name", type=click.Choice(["small", "full"]), default="small", show_default=True)
 @click.option("--set", "overrides", multiple=True, help="Override a config value: --set epochs=10 (JSON values).")
 @click.option("--epochs", type=int, default=None, help="Epochs (default: the config's).")
@@ -41,9 +47,10 @@ def _training_data(data: str | None, data_file: Path | None, cache: Cache):
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
 @click.option("--max-minutes", type=float, default=None, help="Stop after the epoch that ends past this budget.")
 @cache_option
-def train_cmd(name, data, data_file, config_name, overrides, epochs, device, seed, out_dir, val_every, resume,
+def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, device, seed, out_dir, val_every, resume,
               max_minutes, cache_dir):
-    """Train a jet generator; checkpoints (last.pt, best.pt by validation W1M) go to OUT."""
+    """Train a generator: jets (checkpoints last.pt, best.pt by validation W1M) or point showers
+    (CaloClouds II, its consistency model, the baseline; checkpoint last.pt) into OUT."""
     sets = {}
     for item in overrides:
         key, _, value = item.partition("=")
@@ -51,6 +58,10 @@ def train_cmd(name, data, data_file, config_name, overrides, epochs, device, see
             sets[key] = json.loads(value)
         except ValueError:
             sets[key] = value
+    if name in SHOWER_MODELS:
+        _train_showers(name, data, data_file, teacher, config_name, sets, device, seed, out_dir, resume, max_minutes,
+                       Cache(cache_dir))
+        return
     config = model_config(name, config_name, **sets)
     train_jets, valid_jets, prov = _training_data(data, data_file, Cache(cache_dir))
     types = sorted({int(t) for t in train_jets.jet_type if t >= 0})
@@ -62,15 +73,56 @@ def train_cmd(name, data, data_file, config_name, overrides, epochs, device, see
                   f"checkpoint: {best}", highlight=False)
 
 
+def _train_showers(name, data, data_file, teacher, config_name, sets, device, seed, out_dir, resume, max_minutes, cache):
+    from ..data.containers import ShowerPointSet
+
+    if data_file is not None:
+        showers, prov = read(data_file), {"data_file": str(data_file)}
+    elif data is not None:
+        showers, prov = load(data, "train", cache), {"data": data, "split": "train"}
+    else:
+        raise PcbenchError("give --data NAME (e.g. ild-photons-param) or --data-file FILE")
+    if not isinstance(showers, ShowerPointSet):
+        raise PcbenchError(f"{name} trains on point-cloud showers; {data or data_file} holds {type(showers).__name__}")
+    prov["energy_range_mev"] = [float(showers.incident_energy.min()), float(showers.incident_energy.max())]
+    prov["n_showers"] = len(showers)
+    config = shower_model_config(name, config_name, **sets)
+    opts = ShowerTrainOptions(out_dir=out_dir, device=device, seed=seed, resume=resume, max_minutes=max_minutes,
+                              teacher=teacher, provenance=prov)
+    path = train_shower_model(name, config, showers, opts)
+    console.print(f"[green]trained[/] {name} ({config_name} config, {len(showers)} training showers); checkpoint: {path}",
+                  highlight=False)
+
+
 @cli.command("sample")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-n", "--num", "n", type=int, default=50_000, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--batch-size", type=int, default=1024, show_default=True)
+@click.option("--batch-size", type=int, default=None, help="[default: 1024 jets, 64 showers]")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def sample_cmd(checkpoint, n, output, batch_size, device, seed):
-    """Sample N jets from a checkpoint into the canonical sample file, with the time per jet."""
+@click.option("--energies-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Showers: take the incident energies of this file (e.g. the reference), in order.")
+@click.option("--no-step", "off", multiple=True, type=click.Choice(["occupancy", "layers", "layer_energy", "cog"]),
+              help="Showers: switch a pipeline step off (repeatable).")
+@click.option("--project", is_flag=True, help="Showers: write cell hits (ILD grid) instead of points.")
+def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, off, project):
+    """Sample N jets or showers from a checkpoint into a sample file, with the time per object."""
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if payload.get("model") in SHOWER_MODELS:
+        from ..evaluate.sources import ShowerSource
+        from ..models.shower_pipeline import PipelineSteps
+
+        energies = ShowerSource.of(energies_from).incident_energies() if energies_from else None
+        if energies is not None and len(energies) < n:
+            raise PcbenchError(f"{energies_from} has {len(energies)} showers, fewer than -n {n}")
+        steps = PipelineSteps(**{k: False for k in off}, project=project)
+        path, attrs = sample_showers(checkpoint, n, output, batch_size or 64, device, seed, energies, steps)
+        console.print(f"[green]wrote[/] {path}: {n} showers from {attrs['model']}, "
+                      f"{attrs['generation_time_per_object_s'] * 1e3:.2f} ms per shower on {device} "
+                      f"(batch {batch_size or 64}, whole pipeline)", highlight=False)
+        return
+    batch_size = batch_size or 1024
     path, attrs = sample_jets(checkpoint, n, output, batch_size, device, seed)
     console.print(f"[green]wrote[/] {path}: {n} jets from {attrs['model']} (epoch {attrs['checkpoint_epoch']}), "
                   f"{attrs['generation_time_per_object_s'] * 1e6:.1f} us per jet on {device} "

@@ -1,0 +1,123 @@
+"""ShowerFlow: a normalising flow for the per-shower quantities, conditioned on the incident energy
+(CaloClouds, arXiv:2305.04847; CaloClouds II, arXiv:2309.05704).
+
+The 65 quantities per shower: number of points, visible energy, centre of gravity (x, y, z), and
+the fractions of points and of energy in each of the 30 layers.  The flow is zuko's neural
+spline flow with rational-quadratic spline coupling transforms (``passes=2``), conditioned on
+E_inc [GeV] / 100.  ``ShowerStats`` holds the normalisations fitted on the training showers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..geometry.grid import LayeredGrid
+
+__all__ = ["ShowerStats", "shower_quantities", "ShowerFlow"]
+
+
+@dataclass(frozen=True)
+class ShowerStats:
+    """Normalisations of one training set (all in the units of pcbench points: mm, MeV)."""
+
+    n_layers: int
+    max_points: int
+    n_scale: float         # points per shower are divided by this
+    e_scale: float         # visible energy [MeV] is divided by this
+    cog_mean: tuple[float, float, float]
+    cog_std: tuple[float, float, float]
+    point_e_scale: float   # point energies [MeV] are divided by this for the diffusion
+    u_range: tuple[float, float]  # the window of the plane coordinates scaled to [-1, 1] [mm]
+    v_range: tuple[float, float]
+
+    @classmethod
+    def fit(cls, points: np.ndarray, mask: np.ndarray, grid: LayeredGrid) -> ShowerStats:
+        q = shower_quantities(points, mask, grid)
+        real = points[mask]
+        u, v = grid.plane_axes
+
+        def window(a: np.ndarray) -> tuple[float, float]:  # mean +- 2 std: the scaled points have std 0.5 = sigma_data
+            return float(a.mean() - 2 * a.std()), float(a.mean() + 2 * a.std() + 1e-6)
+
+        return cls(grid.n_layers, int(mask.sum(1).max()), float(q["n_points"].max()), float(q["e_sum"].max()),
+                   tuple(float(v) for v in np.nanmean(q["cog"], 0)), tuple(float(v) for v in np.nanstd(q["cog"], 0) + 1e-6),
+                   float(np.quantile(real[:, 3], 0.99)), window(real[:, u]), window(real[:, v]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ShowerStats:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def shower_quantities(points: np.ndarray, mask: np.ndarray, grid: LayeredGrid) -> dict[str, np.ndarray]:
+    """Per shower (N,): ``n_points``, ``e_sum`` [MeV], ``cog`` (N, 3) [mm], ``points_per_layer`` and
+    ``energy_per_layer`` (N, L) (counts and MeV); points outside every layer count in no layer."""
+    e = np.where(mask, points[..., 3], 0.0).astype(np.float64)
+    e_sum = e.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cog = np.stack([(e * points[..., k]).sum(1) / e_sum for k in range(3)], -1)
+    layer = grid.layer_of_depth(points[..., "xyz".index(grid.depth_axis)].ravel()).reshape(mask.shape)
+    ok = mask & (layer >= 0)
+    rows = np.repeat(np.arange(len(mask)), mask.shape[1]).reshape(mask.shape)
+    ppl = np.zeros((len(mask), grid.n_layers))
+    epl = np.zeros((len(mask), grid.n_layers))
+    np.add.at(ppl, (rows[ok], layer[ok]), 1.0)
+    np.add.at(epl, (rows[ok], layer[ok]), e[ok])
+    return {"n_points": mask.sum(1).astype(np.float64), "e_sum": e_sum, "cog": cog, "points_per_layer": ppl,
+            "energy_per_layer": epl}
+
+
+class ShowerFlow(nn.Module):
+    """p(quantities | E_inc) with zuko's NSF (coupling transforms); features (N, 3 + 2 + 2 L)."""
+
+    def __init__(self, stats: ShowerStats, transforms: int = 10, hidden: tuple[int, ...] = (128, 128), bins: int = 8):
+        super().__init__()
+        import zuko
+
+        self.stats = stats
+        self.n_features = 5 + 2 * stats.n_layers
+        self.flow = zuko.flows.NSF(self.n_features, context=1, bins=bins, transforms=transforms, passes=2,
+                                   hidden_features=hidden)
+
+    def encode(self, q: dict[str, np.ndarray]) -> np.ndarray:
+        """Quantities -> normalised flow features (N, F)."""
+        s = self.stats
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fp = q["points_per_layer"] / np.maximum(q["points_per_layer"].sum(1, keepdims=True), 1)
+            fe = q["energy_per_layer"] / np.maximum(q["energy_per_layer"].sum(1, keepdims=True), 1e-12)
+        cog = (np.nan_to_num(q["cog"], nan=0.0) - np.asarray(s.cog_mean)) / np.asarray(s.cog_std)
+        return np.column_stack([q["n_points"] / s.n_scale, q["e_sum"] / s.e_scale, cog, fp, fe]).astype(np.float32)
+
+    def decode(self, f: np.ndarray) -> dict[str, np.ndarray]:
+        """Flow features -> quantities (clipped to physical values; fractions renormalised)."""
+        s, L = self.stats, self.stats.n_layers
+        n = np.clip(np.rint(f[:, 0] * s.n_scale), 1, s.max_points)
+        e_sum = np.clip(f[:, 1] * s.e_scale, 1e-3 * s.e_scale, None)
+        cog = f[:, 2:5] * np.asarray(s.cog_std) + np.asarray(s.cog_mean)
+        fp, fe = np.clip(f[:, 5:5 + L], 0, None), np.clip(f[:, 5 + L:5 + 2 * L], 0, None)
+        fp = fp / np.maximum(fp.sum(1, keepdims=True), 1e-12)
+        fe = fe / np.maximum(fe.sum(1, keepdims=True), 1e-12)
+        return {"n_points": n, "e_sum": e_sum, "cog": cog, "point_fractions": fp, "energy_fractions": fe}
+
+    @staticmethod
+    def context(e_inc_mev: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(N, 1) conditioning: E_inc [GeV] / 100."""
+        return torch.as_tensor(np.asarray(e_inc_mev, np.float32) / 1e5).view(-1, 1)
+
+    def log_prob(self, features: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.flow(context).log_prob(features)
+
+    @torch.no_grad()
+    def sample(self, e_inc_mev: np.ndarray, generator_seed: int) -> dict[str, np.ndarray]:
+        """Quantities of len(e_inc) showers (seeded through torch's global generator state)."""
+        with torch.random.fork_rng():
+            torch.manual_seed(generator_seed)
+            f = self.flow(self.context(e_inc_mev)).sample()
+        return self.decode(f.numpy().astype(np.float64))

@@ -1,0 +1,272 @@
+"""Training the shower generators: ShowerFlow, the CaloClouds II point model, consistency
+distillation, the occupancy calibration; checkpoints with config and data provenance, resume,
+a wall-clock budget, and DDP under ``torchrun`` (the same command; gloo on CPU, nccl on GPUs).
+
+The point model has no interaction between points, so each step trains on a random subset of
+``points_per_shower`` points of each shower (conditioned on the shower's true number of points):
+the loss is the same in expectation and the step far cheaper.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..data.containers import ShowerPointSet
+from ..geometry import get_geometry, project
+from .base import load_checkpoint_file, save_checkpoint
+from .caloclouds import CaloClouds
+from .caloclouds2 import CaloClouds2
+from .caloclouds2_cm import CaloClouds2CM
+from .shower_baseline import IndependentShowerPoints
+from .shower_flow import ShowerStats, shower_quantities
+from .shower_pipeline import OccupancyCalibration, PipelineSteps
+from .training import distributed_context
+
+__all__ = ["SHOWER_MODELS", "ShowerTrainOptions", "train_shower_model", "load_shower_model", "shower_model_config"]
+
+SHOWER_MODELS = {m.name: m for m in (CaloClouds, CaloClouds2, CaloClouds2CM, IndependentShowerPoints)}
+
+
+def shower_model_config(name: str, config: str = "small", **overrides: Any) -> dict[str, Any]:
+    cls = SHOWER_MODELS[name]
+    unknown = set(overrides) - set(cls.configs["full"])
+    if unknown:
+        raise KeyError(f"{name} has no setting(s) {', '.join(sorted(unknown))}")
+    return {**cls.configs[config], **{k: v for k, v in overrides.items() if v is not None}}
+
+
+@dataclass
+class ShowerTrainOptions:
+    """How to train (the model's settings are in its config).
+
+    Attributes:
+        out_dir: ``last.pt`` is written there (every ``checkpoint_every`` steps and at the end).
+        teacher: the CaloClouds II checkpoint to distil (caloclouds2-cm).
+        max_minutes: stop (and checkpoint) once this wall-clock budget is spent.
+    """
+
+    out_dir: Path
+    device: str = "cpu"
+    seed: int = 0
+    resume: bool = False
+    max_minutes: float | None = None
+    checkpoint_every: int = 500
+    progress: bool = True
+    teacher: Path | None = None
+    occupancy_showers: int = 300
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def _payload(model, name: str, state: dict[str, Any], opts: ShowerTrainOptions) -> dict[str, Any]:
+    return {"model": name, "config": model.config, "stats": getattr(model, "stats", None) and model.stats.to_dict(),
+            "state_dict": model.state_dict(), "occupancy": None if getattr(model, "occupancy", None) is None
+            else list(map(list, (model.occupancy.real_points_to_hits, model.occupancy.gen_hits_to_points))),
+            "train_state": state, "seed": opts.seed, "torch_rng": torch.get_rng_state(),
+            "provenance": {**opts.provenance, "pcbench_version": __version__, "torch": torch.__version__}}
+
+
+def load_shower_model(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """A shower generator restored from a checkpoint (eval mode) and the checkpoint's payload."""
+    payload = load_checkpoint_file(path, device)
+    cls = SHOWER_MODELS[payload["model"]]
+    if cls is IndependentShowerPoints:
+        model = cls(payload["config"])
+        for k in ("counts", "count_bin", "pool", "pool_bin"):
+            setattr(model, k, torch.empty_like(payload["state_dict"][k]))
+    else:
+        model = cls(payload["config"], ShowerStats.from_dict(payload["stats"]))
+        if payload["occupancy"] is not None:
+            model.occupancy = OccupancyCalibration(*map(tuple, payload["occupancy"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval(), payload
+
+
+def _subsample(x: np.ndarray, mask: np.ndarray, rows: np.ndarray, k: int, rng: np.random.Generator):
+    """(B, k, 4) random real points of each shower in ``rows`` (fewer: masked), (B, k) mask."""
+    keys = np.where(mask[rows], rng.random(mask[rows].shape), -1.0)
+    pick = np.argsort(-keys, axis=1)[:, :k]
+    return np.take_along_axis(x[rows], pick[..., None], axis=1), np.take_along_axis(mask[rows], pick, axis=1)
+
+
+def _fit_occupancy(model: CaloClouds2, data: ShowerPointSet, n: int, seed: int) -> OccupancyCalibration:
+    """Cubic fits of cell hits vs points on real showers, and of points vs hits on showers
+    generated without the occupancy calibration (0.1 MeV threshold on the model's grid)."""
+    g = model.grid
+    rows = np.random.default_rng(seed).choice(len(data), min(n, len(data)), replace=False)
+    real = data.subset(np.sort(rows))
+    real_hits = project(real.points, g, real.mask, threshold=g.threshold, output="sparse").hits.counts
+    gen = model.sample(real.incident_energy, seed=seed + 1, steps=PipelineSteps(occupancy=False))
+    gen_hits = project(gen.points, g, gen.mask, threshold=g.threshold, output="sparse").hits.counts
+    return OccupancyCalibration(OccupancyCalibration.fit_cubic(real.mask.sum(1), real_hits),
+                                OccupancyCalibration.fit_cubic(gen_hits, gen.mask.sum(1)))
+
+
+class _Run:
+    """Bookkeeping of one training run: progress bar, budget, checkpoints."""
+
+    def __init__(self, name: str, model, state: dict[str, Any], opts: ShowerTrainOptions, rank: int, total: int):
+        self.name, self.model, self.state, self.opts, self.rank = name, model, state, opts, rank
+        self.started = time.perf_counter()
+        self.bar = self.task = None
+        if opts.progress and rank == 0:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                TextColumn("{task.fields[info]}"))
+            self.bar.start()
+            self.task = self.bar.add_task(f"training {name}", total=total, completed=0, info="")
+
+    def out_of_time(self) -> bool:
+        return self.opts.max_minutes is not None and time.perf_counter() - self.started > 60 * self.opts.max_minutes
+
+    def tick(self, phase: str, done: int, total: int, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description=f"training {self.name}: {phase}", completed=done, total=total,
+                            info=f"loss {loss:.4g}")
+
+    def save(self, optimizers: dict[str, torch.optim.Optimizer] | None = None) -> Path:
+        path = Path(self.opts.out_dir) / "last.pt"
+        if self.rank == 0:
+            state = {**self.state, "optimizers": {k: o.state_dict() for k, o in (optimizers or {}).items()}}
+            save_checkpoint(path, _payload(self.model, self.name, state, self.opts))
+        return path
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet, opts: ShowerTrainOptions) -> Path:
+    """Train shower generator ``name`` on ``data`` (point showers in mm, MeV); returns ``last.pt``."""
+    rank, world, device = distributed_context(opts.device)
+    torch.manual_seed(opts.seed)
+    out = Path(opts.out_dir)
+    last = out / "last.pt"
+    if name == "shower-baseline":
+        model = IndependentShowerPoints(config, data, opts.seed)
+        if rank == 0:
+            save_checkpoint(last, _payload(model, name, {"done": True}, opts))
+        return last
+    if name == "caloclouds2-cm":
+        if opts.teacher is None:
+            raise ValueError("caloclouds2-cm distils a trained CaloClouds II: give --teacher CKPT")
+        teacher, _ = load_shower_model(opts.teacher, device)
+        model = CaloClouds2CM.from_teacher(teacher, config).to(device)
+        opts.provenance = {**opts.provenance, "teacher": str(opts.teacher)}
+    else:
+        teacher = None
+        cls = SHOWER_MODELS[name]
+        model = cls(config, ShowerStats.fit(data.points, data.mask, get_geometry(config["grid"]))).to(device)
+    c = model.config
+    state: dict[str, Any] = {"flow_epoch": 0, "step": 0, "cm_step": 0, "history": []}
+    flow_opt = torch.optim.Adam(model.flow.parameters(), lr=c["flow_lr"])
+    net_opt = torch.optim.RAdam(model.denoiser.parameters(), lr=c["lr"])
+    if opts.resume and last.exists():
+        saved = load_checkpoint_file(last, device)
+        model.load_state_dict(saved["state_dict"])
+        state = saved["train_state"]
+        for k, o in (("flow", flow_opt), ("net", net_opt)):
+            if k in state.get("optimizers", {}):
+                o.load_state_dict(state["optimizers"][k])
+        state.pop("optimizers", None)
+        torch.set_rng_state(saved["torch_rng"])
+    net, flow = model.denoiser.net, model.flow.flow
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device] if device.startswith("cuda") else None
+        model.denoiser.net, model.flow.flow = DDP(net, device_ids=ids), DDP(flow, device_ids=ids)
+    grid = model.grid
+    x_all = model.to_model(data.points, data.mask)
+    n_pts = data.mask.sum(1)
+    total = (0 if teacher else c["flow_epochs"] + c["diffusion_steps"]) + (c["cm_steps"] if teacher else 0)
+    run = _Run(name, model, state, opts, rank, total)
+    window: list[float] = []  # losses since the last history entry (their mean is recorded)
+    try:
+        if teacher is None:
+            feats = torch.as_tensor(model.flow.encode(shower_quantities(data.points, data.mask, grid)))
+            ctx = model.flow.context(data.incident_energy)
+            while state["flow_epoch"] < c["flow_epochs"] and not run.out_of_time():
+                rng = np.random.default_rng([opts.seed, 1, state["flow_epoch"]])
+                order = rng.permutation(len(feats))[rank::world]
+                losses = []
+                for i in range(0, len(order), c["flow_batch_size"]):
+                    idx = torch.as_tensor(order[i:i + c["flow_batch_size"]])
+                    loss = -model.flow.flow(ctx[idx].to(device)).log_prob(feats[idx].to(device)).mean()
+                    flow_opt.zero_grad()
+                    loss.backward()
+                    flow_opt.step()
+                    losses.append(loss.item())
+                state["flow_epoch"] += 1
+                state["history"].append({"phase": "flow", "epoch": state["flow_epoch"], "nll": float(np.mean(losses))})
+                run.tick("ShowerFlow", state["flow_epoch"], total, float(np.mean(losses)))
+            gen = torch.Generator(device=device)
+            while state["step"] < c["diffusion_steps"] and not run.out_of_time():
+                gen.manual_seed(opts.seed * 1_000_003 + state["step"] * world + rank)  # a function of the step: resumable
+                rng = np.random.default_rng([opts.seed, 2, state["step"], rank])
+                rows = rng.integers(0, len(x_all), c["batch_size"])
+                xb, mb = _subsample(x_all, data.mask, rows, c["points_per_shower"], rng)
+                context = model.point_context(data.incident_energy[rows], n_pts[rows]).to(device)
+                loss = model.diffusion_loss(torch.as_tensor(xb).to(device), torch.as_tensor(mb).to(device), context, gen)
+                net_opt.zero_grad()
+                loss.backward()
+                net_opt.step()
+                model.update_ema()
+                state["step"] += 1
+                window.append(loss.item())
+                if state["step"] % 50 == 0 or state["step"] == c["diffusion_steps"]:
+                    state["history"].append({"phase": "diffusion", "step": state["step"], "loss": float(np.mean(window))})
+                    run.tick("point model (EDM)", c["flow_epochs"] + state["step"], total, float(np.mean(window)))
+                    window = []
+                if state["step"] % opts.checkpoint_every == 0:
+                    _unwrap(model, net, flow)
+                    run.save({"flow": flow_opt, "net": net_opt})
+                    _rewrap(model, world, device)
+        else:
+            gen = torch.Generator(device=device)
+            while state["cm_step"] < c["cm_steps"] and not run.out_of_time():
+                gen.manual_seed(opts.seed * 1_000_003 + state["cm_step"] * world + rank)
+                rng = np.random.default_rng([opts.seed, 3, state["cm_step"], rank])
+                rows = rng.integers(0, len(x_all), c["batch_size"])
+                xb, mb = _subsample(x_all, data.mask, rows, c["points_per_shower"], rng)
+                context = model.point_context(data.incident_energy[rows], n_pts[rows]).to(device)
+                loss = model.distillation_loss(teacher, torch.as_tensor(xb).to(device), torch.as_tensor(mb).to(device),
+                                               context, gen)
+                net_opt.zero_grad()
+                loss.backward()
+                net_opt.step()
+                model.update_ema()
+                state["cm_step"] += 1
+                window.append(loss.item())
+                if state["cm_step"] % 50 == 0 or state["cm_step"] == c["cm_steps"]:
+                    state["history"].append({"phase": "distillation", "step": state["cm_step"], "loss": float(np.mean(window))})
+                    run.tick("consistency distillation", state["cm_step"], total, float(np.mean(window)))
+                    window = []
+        _unwrap(model, net, flow)
+        finished = state["step"] >= c["diffusion_steps"] if teacher is None else state["cm_step"] >= c["cm_steps"]
+        if finished and teacher is None and rank == 0 and model.occupancy is None:
+            model.eval()
+            model.occupancy = _fit_occupancy(model, data, opts.occupancy_showers, opts.seed)
+        state["finished"] = bool(finished)
+        return run.save({"flow": flow_opt, "net": net_opt})
+    finally:
+        run.close()
+
+
+def _unwrap(model, net, flow) -> None:
+    model.denoiser.net, model.flow.flow = net, flow
+
+
+def _rewrap(model, world: int, device: str) -> None:
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device] if device.startswith("cuda") else None
+        model.denoiser.net, model.flow.flow = DDP(model.denoiser.net, device_ids=ids), DDP(model.flow.flow, device_ids=ids)

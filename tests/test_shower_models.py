@@ -1,0 +1,228 @@
+"""Shower generators: EDM pieces, PointWise Net, ShowerFlow, CaloClouds II and its consistency
+model, the pipeline's calibrations, checkpoints, training steps and sampling."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pcbench.cli import cli
+from pcbench.data import formats
+from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
+from pcbench.data.containers import ShowerPointSet
+from pcbench.geometry import get_geometry
+from pcbench.models.caloclouds2 import CaloClouds2
+from pcbench.models.caloclouds2_cm import CaloClouds2CM
+from pcbench.models.edm import Denoiser, karras_sigmas, sample_euler, sample_heun
+from pcbench.models.pointwise import PointWiseNet
+from pcbench.models.shower_flow import ShowerStats, shower_quantities
+from pcbench.models.shower_pipeline import OccupancyCalibration, assign_layers, calibrate_cog, calibrate_layer_energy
+from pcbench.models.shower_training import ShowerTrainOptions, load_shower_model, shower_model_config, train_shower_model
+
+TINY = {"widths": [16, 16], "flow_transforms": 1, "flow_hidden": [16], "flow_epochs": 2, "flow_batch_size": 16,
+        "diffusion_steps": 6, "batch_size": 4, "points_per_shower": 32, "num_steps": 3}
+
+
+class _Exact(torch.nn.Module):
+    """D(x, sigma) for data concentrated at a point mu: the exact denoiser of N(mu, s0^2) data."""
+
+    def __init__(self, mu: float, s0: float):
+        super().__init__()
+        self.mu, self.s0 = mu, s0
+
+    def forward(self, x, sigma, context):
+        s = torch.as_tensor(sigma, dtype=x.dtype)
+        return self.mu + (x - self.mu) * self.s0 ** 2 / (self.s0 ** 2 + s ** 2)
+
+
+def test_heun_integrates_the_probability_flow_to_second_order():
+    """For Gaussian data the ODE has the solution x(s) = mu + (x0 - mu) sqrt((s0^2 + s^2) / (s0^2 + S^2)):
+    Heun's error falls ~4x per halving of the step, Euler's ~2x."""
+    mu, s0, smax, smin = 0.7, 0.5, 10.0, 0.05
+    x0 = torch.tensor([[[3.0]]], dtype=torch.float64)
+    exact = mu + (x0 - mu) * math.sqrt((s0 ** 2 + smin ** 2) / (s0 ** 2 + smax ** 2))
+    den = _Exact(mu, s0)
+
+    def err(sampler, n):
+        sig = karras_sigmas(n, smin, smax).double()[:-1]  # stop at sigma_min
+        return abs(float(sampler(den, x0.clone(), sig, None) - exact))
+
+    heun = [err(sample_heun, n) for n in (8, 16, 32)]
+    euler = [err(sample_euler, n) for n in (8, 16, 32)]
+    assert heun[0] / heun[1] > 3.0 and heun[1] / heun[2] > 3.5
+    assert 1.6 < euler[1] / euler[2] < 2.6 and heun[2] < euler[2] / 10
+
+
+def test_karras_sigmas_and_evaluation_count():
+    s = karras_sigmas(13)
+    assert len(s) == 14 and s[0] == pytest.approx(80.0) and s[12] == pytest.approx(0.002) and s[-1] == 0
+    calls = []
+
+    class Count(torch.nn.Module):
+        def forward(self, x, sigma, context):
+            calls.append(1)
+            return x * 0
+
+    sample_heun(Count(), torch.ones(1, 2, 4), s, None)
+    assert len(calls) == 25  # 13 steps = 25 network evaluations, as CaloClouds II
+
+
+def test_pointwise_net_is_pointwise_and_consistency_boundary_holds():
+    net = PointWiseNet(4, 2, (8, 8))
+    x, ctx = torch.randn(2, 5, 4), torch.randn(2, 2)
+    sig = torch.tensor([1.0, 2.0])
+    y = net(x, sig, ctx)
+    assert y.shape == (2, 5, 4)
+    y_perm = net(x[:, [4, 2, 0, 1, 3]], sig, ctx)
+    assert torch.allclose(y_perm, y[:, [4, 2, 0, 1, 3]], atol=1e-6)  # no interaction between points
+    cm = Denoiser(net, consistency=True, sigma_min=0.002)
+    assert torch.allclose(cm(x, 0.002, ctx), x)  # D(x, sigma_min) = x
+
+
+def test_calibrations_by_hand():
+    g = get_geometry("ild-ecal")
+    mask = np.array([[True, True, True, False]])
+    depth = assign_layers(np.array([[0.3, -1.0, 0.9, 5.0]]), mask, np.array([[2] + [0] * 28 + [1]]), g)
+    assert depth[0].tolist() == [g.layer_depths[0], g.layer_depths[0], g.layer_depths[29], 0.0]
+    layer = np.array([[0, 0, 29, -1]])
+    e = calibrate_layer_energy(np.array([[1.0, 3.0, -2.0, 0]]), layer, mask, np.array([[8.0] + [0] * 28 + [5.0]]))
+    assert e[0].tolist() == [2.0, 6.0, 0.0, 0.0]  # scaled per layer; negative energy -> 0 (layer 29 cannot reach 5)
+    x = calibrate_cog(np.array([[1.0, 3.0, 5.0, 0.0]]), np.array([[1.0, 1.0, 2.0, 0.0]]), mask, np.array([10.0]))
+    assert (x[0, :3] * [1, 1, 2]).sum() / 4 == pytest.approx(10.0) and x[0, 3] == 0
+    occ = OccupancyCalibration(OccupancyCalibration.fit_cubic([1, 2, 3, 4, 5], [2, 4, 6, 8, 10]),
+                               OccupancyCalibration.fit_cubic([2, 4, 6, 8, 10], [3, 6, 9, 12, 15]))
+    assert occ(np.array([4.0]))[0] == pytest.approx(12.0)  # 4 real points -> 8 hits -> 12 generated points
+
+
+@pytest.fixture(scope="module")
+def ild_train():
+    d = simulate_shower_chunk(SHOWER_TARGETS["ild-photons"], 5, 48)
+    return ShowerPointSet(d["points"], d["points"][..., 3] > 0, d["incident_energy"])
+
+
+def test_shower_quantities_and_flow_round_trip(ild_train):
+    g = get_geometry("ild-ecal")
+    q = shower_quantities(ild_train.points, ild_train.mask, g)
+    assert np.array_equal(q["points_per_layer"].sum(1), ild_train.mask.sum(1))
+    assert np.allclose(q["energy_per_layer"].sum(1), ild_train.points[..., 3].sum(1), rtol=1e-5)
+    model = CaloClouds2(shower_model_config("caloclouds2", "small", **TINY), ShowerStats.fit(ild_train.points, ild_train.mask, g))
+    f = model.flow.encode(q)
+    back = model.flow.decode(f.astype(np.float64))
+    assert np.allclose(back["n_points"], q["n_points"]) and np.allclose(back["e_sum"], q["e_sum"], rtol=1e-5)
+    assert np.allclose(back["energy_fractions"], q["energy_per_layer"] / q["e_sum"][:, None], atol=1e-6)
+
+
+def test_training_reduces_the_losses_and_checkpoints_round_trip(ild_train, tmp_path):
+    cfg = shower_model_config("caloclouds2", "small", **{**TINY, "flow_epochs": 25, "diffusion_steps": 400,
+                                                          "batch_size": 8, "points_per_shower": 64, "lr": 3e-3,
+                                                          "flow_lr": 5e-3})
+    opts = ShowerTrainOptions(out_dir=tmp_path / "cc2", progress=False, occupancy_showers=8, seed=1)
+    g = get_geometry("ild-ecal")
+    torch.manual_seed(1)  # the weights training starts from
+    untrained = CaloClouds2(cfg, ShowerStats.fit(ild_train.points, ild_train.mask, g))
+    path = train_shower_model("caloclouds2", cfg, ild_train, opts)
+    model, payload = load_shower_model(path)
+    hist = payload["train_state"]["history"]
+    flow = [h["nll"] for h in hist if h["phase"] == "flow"]
+    assert flow[-1] < flow[0]
+    x = torch.as_tensor(model.to_model(ild_train.points, ild_train.mask))[:, :300]
+    m = torch.as_tensor(ild_train.mask)[:, :300]
+    ctx = model.point_context(ild_train.incident_energy, ild_train.mask.sum(1))
+
+    def fixed_loss(mdl):  # the same showers, noise levels and noise before and after training
+        with torch.no_grad():
+            return float(mdl.diffusion_loss(x, m, ctx, torch.Generator().manual_seed(0)))
+
+    assert fixed_loss(model) < fixed_loss(untrained)
+    diff = [h["loss"] for h in hist if h["phase"] == "diffusion"]  # means over 50-step windows
+    assert diff[-1] < diff[0]
+    assert payload["train_state"]["finished"] and model.occupancy is not None
+    e = np.array([20e3, 60e3, 85e3])
+    a = model.sample(e, seed=3)
+    b = load_shower_model(path)[0].sample(e, seed=3)
+    assert np.array_equal(a.points, b.points)  # checkpoint round trip and a reproducible seed
+    assert a.points.shape[0] == 3 and np.all(a.incident_energy == e.astype(np.float32))
+    g = get_geometry("ild-ecal")
+    assert np.all(g.layer_of_depth(a.points[a.mask][:, 1]) >= 0) and np.all(a.points[..., 3][a.mask] > 0)
+    q = model.flow.sample(e, 3 * 100_003)  # (the first batch's seed) the calibrations give each layer that has energetic points the flow's energy
+    got = shower_quantities(a.points, a.mask, g)["energy_per_layer"]
+    want = q["energy_fractions"] * q["e_sum"][:, None]
+    assert (got > 0).sum() > 10 and np.allclose(got[got > 0], want[got > 0], rtol=1e-4)
+
+    # consistency distillation: the student matches the teacher's multi-step output better after training
+    cm_cfg = shower_model_config("caloclouds2-cm", "small", **{**TINY, "cm_steps": 150, "batch_size": 8,
+                                                                "points_per_shower": 64, "lr": 2e-3})
+    cm_opts = ShowerTrainOptions(out_dir=tmp_path / "cm", progress=False, teacher=path, seed=1)
+    before = CaloClouds2CM.from_teacher(model, cm_cfg)
+    cm_path = train_shower_model("caloclouds2-cm", cm_cfg, ild_train, cm_opts)
+    after, cm_payload = load_shower_model(cm_path)
+    ctx = model.point_context(np.full(16, 50e3), np.full(16, 100))
+
+    def gap(student):
+        g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+        ref = model.generate_points(ctx, 100, g1, num_steps=13)
+        return float((student.generate_points(ctx, 100, g2) - ref).pow(2).mean())
+
+    assert gap(after) < gap(before)
+    assert cm_payload["provenance"]["teacher"] == str(path)
+    cm_losses = [h["loss"] for h in cm_payload["train_state"]["history"]]
+    assert len(cm_losses) >= 1
+
+
+def test_resume_continues_where_it_stopped(ild_train, tmp_path):
+    cfg = shower_model_config("caloclouds2", "small", **{**TINY, "diffusion_steps": 20})
+    full = train_shower_model("caloclouds2", cfg, ild_train,
+                              ShowerTrainOptions(out_dir=tmp_path / "a", progress=False, occupancy_showers=4, checkpoint_every=10))
+    half = train_shower_model("caloclouds2", {**cfg, "diffusion_steps": 10}, ild_train,
+                              ShowerTrainOptions(out_dir=tmp_path / "b", progress=False, occupancy_showers=4))
+    assert torch.load(half, weights_only=False)["train_state"]["step"] == 10
+    resumed = train_shower_model("caloclouds2", cfg, ild_train,
+                                 ShowerTrainOptions(out_dir=tmp_path / "b", progress=False, occupancy_showers=4, resume=True))
+    sa, sb = torch.load(full, weights_only=False), torch.load(resumed, weights_only=False)
+    assert sb["train_state"]["step"] == 20
+    for k in sa["state_dict"]:
+        if k.startswith("denoiser"):
+            assert torch.allclose(sa["state_dict"][k], sb["state_dict"][k], atol=1e-6), k
+
+
+def test_cli_train_sample_evaluate_baseline(ild_train, tmp_path):
+    data = formats.write(tmp_path / "train.h5", ild_train, layout="ild")
+    res = CliRunner().invoke(cli, ["train", "shower-baseline", "--data-file", str(data), "--out", str(tmp_path / "base")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["sample", str(tmp_path / "base" / "last.pt"), "-n", "20", "-o", str(tmp_path / "s.h5"),
+                                   "--energies-from", str(data)])
+    assert res.exit_code == 0, res.output
+    s = formats.read(tmp_path / "s.h5")
+    attrs = formats.read_attrs(tmp_path / "s.h5")
+    assert len(s) == 20 and np.array_equal(s.incident_energy, ild_train.incident_energy[:20])
+    assert attrs["model"] == "shower-baseline" and attrs["generation_time_per_object_s"] > 0
+
+
+def test_caloclouds_one_trains_and_samples(ild_train, tmp_path):
+    from pcbench.models.caloclouds import CaloClouds, ddpm_betas
+
+    b = ddpm_betas(100)
+    assert b[0] == pytest.approx(1e-4) and b[-1] == pytest.approx(0.02) and b[50] == pytest.approx(((1e-2 + 0.02 ** 0.5 * 50 / 99 - 1e-2 * 50 / 99)) ** 2)
+    cfg = shower_model_config("caloclouds", "small", **{**TINY, "latent": 4, "encoder_hidden": 16, "latent_transforms": 1,
+                                                         "ddpm_steps": 20, "diffusion_steps": 300, "batch_size": 8,
+                                                         "points_per_shower": 64, "lr": 3e-3})
+    g = get_geometry("ild-ecal")
+    torch.manual_seed(2)
+    untrained = CaloClouds(cfg, ShowerStats.fit(ild_train.points, ild_train.mask, g))
+    path = train_shower_model("caloclouds", cfg, ild_train, ShowerTrainOptions(out_dir=tmp_path, progress=False,
+                                                                                 occupancy_showers=4, seed=2))
+    model, _ = load_shower_model(path)
+    x = torch.as_tensor(model.to_model(ild_train.points, ild_train.mask))[:, :300]
+    m = torch.as_tensor(ild_train.mask)[:, :300]
+    ctx = model.point_context(ild_train.incident_energy, ild_train.mask.sum(1))
+    with torch.no_grad():
+        before = float(untrained.diffusion_loss(x, m, ctx, torch.Generator().manual_seed(0)))
+        after = float(model.diffusion_loss(x, m, ctx, torch.Generator().manual_seed(0)))
+    assert after < before
+    s = model.sample(np.array([30e3, 70e3]), seed=1)
+    assert len(s) == 2 and s.mask.sum() > 0 and np.array_equal(s.points, model.sample(np.array([30e3, 70e3]), seed=1).points)
