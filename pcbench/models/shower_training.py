@@ -207,48 +207,35 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet, 
                 state["flow_epoch"] += 1
                 state["history"].append({"phase": "flow", "epoch": state["flow_epoch"], "nll": float(np.mean(losses))})
                 run.tick("ShowerFlow", state["flow_epoch"], total, float(np.mean(losses)))
-            gen = torch.Generator(device=device)
-            while state["step"] < c["diffusion_steps"] and not run.out_of_time():
-                gen.manual_seed(opts.seed * 1_000_003 + state["step"] * world + rank)  # a function of the step: resumable
-                rng = np.random.default_rng([opts.seed, 2, state["step"], rank])
-                rows = rng.integers(0, len(x_all), c["batch_size"])
-                xb, mb = _subsample(x_all, data.mask, rows, c["points_per_shower"], rng)
-                context = model.point_context(data.incident_energy[rows], n_pts[rows]).to(device)
-                loss = model.diffusion_loss(torch.as_tensor(xb).to(device), torch.as_tensor(mb).to(device), context, gen)
-                net_opt.zero_grad()
-                loss.backward()
-                net_opt.step()
-                model.update_ema()
-                state["step"] += 1
-                window.append(loss.item())
-                if state["step"] % 50 == 0 or state["step"] == c["diffusion_steps"]:
-                    state["history"].append({"phase": "diffusion", "step": state["step"], "loss": float(np.mean(window))})
-                    run.tick("point model (EDM)", c["flow_epochs"] + state["step"], total, float(np.mean(window)))
-                    window = []
-                if state["step"] % opts.checkpoint_every == 0:
-                    _unwrap(model, net, flow)
-                    run.save({"flow": flow_opt, "net": net_opt})
-                    _rewrap(model, world, device)
-        else:
-            gen = torch.Generator(device=device)
-            while state["cm_step"] < c["cm_steps"] and not run.out_of_time():
-                gen.manual_seed(opts.seed * 1_000_003 + state["cm_step"] * world + rank)
-                rng = np.random.default_rng([opts.seed, 3, state["cm_step"], rank])
-                rows = rng.integers(0, len(x_all), c["batch_size"])
-                xb, mb = _subsample(x_all, data.mask, rows, c["points_per_shower"], rng)
-                context = model.point_context(data.incident_energy[rows], n_pts[rows]).to(device)
-                loss = model.distillation_loss(teacher, torch.as_tensor(xb).to(device), torch.as_tensor(mb).to(device),
-                                               context, gen)
-                net_opt.zero_grad()
-                loss.backward()
-                net_opt.step()
-                model.update_ema()
-                state["cm_step"] += 1
-                window.append(loss.item())
-                if state["cm_step"] % 50 == 0 or state["cm_step"] == c["cm_steps"]:
-                    state["history"].append({"phase": "distillation", "step": state["cm_step"], "loss": float(np.mean(window))})
-                    run.tick("consistency distillation", state["cm_step"], total, float(np.mean(window)))
-                    window = []
+        # the point model: EDM (CaloClouds II), DDPM (CaloClouds) or consistency distillation (CM)
+        key, n_steps, stream, phase = (("step", c["diffusion_steps"], 2, "point model") if teacher is None
+                                       else ("cm_step", c["cm_steps"], 3, "consistency distillation"))
+        offset = 0 if teacher else c["flow_epochs"]
+        gen = torch.Generator(device=device)
+        while state[key] < n_steps and not run.out_of_time():
+            gen.manual_seed(opts.seed * 1_000_003 + state[key] * world + rank)  # a function of the step: resumable
+            rng = np.random.default_rng([opts.seed, stream, state[key], rank])
+            rows = rng.integers(0, len(x_all), c["batch_size"])
+            xb, mb = _subsample(x_all, data.mask, rows, c["points_per_shower"], rng)
+            xb, mb = torch.as_tensor(xb).to(device), torch.as_tensor(mb).to(device)
+            context = model.point_context(data.incident_energy[rows], n_pts[rows]).to(device)
+            loss = (model.diffusion_loss(xb, mb, context, gen) if teacher is None
+                    else model.distillation_loss(teacher, xb, mb, context, gen))
+            net_opt.zero_grad()
+            loss.backward()
+            net_opt.step()
+            model.update_ema()
+            state[key] += 1
+            window.append(loss.item())
+            if state[key] % 50 == 0 or state[key] == n_steps:
+                state["history"].append({"phase": "diffusion" if teacher is None else "distillation", "step": state[key],
+                                         "loss": float(np.mean(window))})
+                run.tick(phase, offset + state[key], total, float(np.mean(window)))
+                window = []
+            if state[key] % opts.checkpoint_every == 0:
+                _unwrap(model, net, flow)
+                run.save({"flow": flow_opt, "net": net_opt})
+                _rewrap(model, world, device)
         _unwrap(model, net, flow)
         finished = state["step"] >= c["diffusion_steps"] if teacher is None else state["cm_step"] >= c["cm_steps"]
         if finished and teacher is None and rank == 0 and model.occupancy is None:
