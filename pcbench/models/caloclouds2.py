@@ -100,7 +100,17 @@ class CaloClouds2(nn.Module):
         c = self.config
         x = torch.randn((len(context), n_max, 4), generator=generator, device=context.device) * c["sigma_max"]
         sigmas = karras_sigmas(num_steps or c["num_steps"], c["sigma_min"], c["sigma_max"], c["rho"]).to(context.device)
-        return sample_heun(self.ema, x, sigmas, context)
+        return self.in_slices(lambda xs, cs: sample_heun(self.ema, xs, sigmas, cs), x, context)
+
+    @staticmethod
+    def in_slices(fn, x: torch.Tensor, context: torch.Tensor, points: int = 4096) -> torch.Tensor:
+        """fn(x, context) over slices of about ``points`` points (whole showers): the network is
+        point-wise, and small slices keep the activations in cache (on 2 CPU cores, batch 64 of
+        1,500-point showers ran 1.5x faster per shower with the one-step model)."""
+        step = max(1, points // max(x.shape[1], 1))
+        if step >= len(x):
+            return fn(x, context)
+        return torch.cat([fn(x[i:i + step], context[i:i + step]) for i in range(0, len(x), step)])
 
     def sample(self, e_inc_mev: np.ndarray, seed: int = 0, batch_size: int = 64,
                steps: PipelineSteps = PipelineSteps(), num_steps: int | None = None) -> ShowerPointSet:
