@@ -146,7 +146,7 @@ def _summarise(src: ShowerSource, rows: np.ndarray, geometry: CylindricalGeometr
 
 
 def _sep_family(name: str, real: _Summary, gen: _Summary, geometry: CylindricalGeometry, threshold: float,
-                cfg: CaloSuiteConfig, cell_bins: np.ndarray) -> tuple[float, float, list[float]]:
+                cfg: CaloSuiteConfig) -> tuple[float, float, list[float]]:
     """Separation power of one family: mean over its layers, error of that mean; per-layer values."""
     if name == "cell":
         v, e = separation_power_counts(real.cell_hist, gen.cell_hist, cfg.sep_bootstrap, cfg.seed)
@@ -169,7 +169,7 @@ def _sep_family(name: str, real: _Summary, gen: _Summary, geometry: CylindricalG
 
 
 def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshold: float, cfg: CaloSuiteConfig,
-          cell_bins: np.ndarray, step: Callable[[str], None]) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
+          step: Callable[[str], None]) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
     """Every metric between one 'generated' summary and reference half A."""
     out: dict[str, tuple[float, float]] = {}
     extra: dict[str, Any] = {}
@@ -180,7 +180,7 @@ def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshol
     step("separation powers")
     for fam in _SEP:
         if want(f"sep_{fam}"):
-            v, e, per_layer = _sep_family(fam, real, gen, geometry, threshold, cfg, cell_bins)
+            v, e, per_layer = _sep_family(fam, real, gen, geometry, threshold, cfg)
             out[f"sep_{fam}"] = (v, e)
             if per_layer:
                 extra[f"sep_{fam}_per_layer"] = per_layer
@@ -235,8 +235,8 @@ def calochallenge_suite(gen: ShowerSource, reference: ShowerSource, halves: Halv
     b = _summarise(reference, halves.b, geometry, threshold, keep, cell_bins, cfg.chunk_rows)[0]
     step("generated features")
     g = _summarise(gen, halves.gen, geometry, threshold, keep, cell_bins, cfg.chunk_rows)[0]
-    model, extra = _pair(g, a, geometry, threshold, cfg, cell_bins, step)
-    truth, truth_extra = _pair(b, a, geometry, threshold, cfg, cell_bins, lambda _m: None)
+    model, extra = _pair(g, a, geometry, threshold, cfg, step)
+    truth, truth_extra = _pair(b, a, geometry, threshold, cfg, lambda _m: None)
     metrics = {name: MetricValue(name, v, e, *_DEFS[name][:2], truth[name][0], truth[name][1], _DEFS[name][2])
                for name, (v, e) in model.items()}
     settings = {"suite_version": CALO_SUITE_VERSION, "n_showers": halves.n, "geometry": geometry.name,

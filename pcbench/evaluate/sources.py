@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import h5py
@@ -34,8 +35,9 @@ class ShowerSource:
             return cls(data=x)
         return cls(paths=[Path(p) for p in (x if isinstance(x, list) else [x])])
 
-    @property
+    @cached_property
     def lengths(self) -> list[int]:
+        """Rows per file (read once from the files' headers)."""
         if self.data is not None:
             return [len(self.data)]
         out = []
