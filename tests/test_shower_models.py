@@ -21,7 +21,8 @@ from pcbench.models.caloclouds2_cm import CaloClouds2CM
 from pcbench.models.edm import Denoiser, karras_sigmas, sample_euler, sample_heun
 from pcbench.models.pointwise import PointWiseNet
 from pcbench.models.shower_flow import ShowerStats, shower_quantities
-from pcbench.models.shower_pipeline import OccupancyCalibration, assign_layers, calibrate_cog, calibrate_layer_energy
+from pcbench.models.shower_pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
+                                          calibrate_layer_energy)
 from pcbench.models.shower_training import ShowerTrainOptions, load_shower_model, shower_model_config, train_shower_model
 
 TINY = {"widths": [16, 16], "flow_transforms": 1, "flow_hidden": [16], "flow_epochs": 2, "flow_batch_size": 16,
@@ -84,10 +85,30 @@ def test_pointwise_net_is_pointwise_and_consistency_boundary_holds():
     assert torch.allclose(cm(x, 0.002, ctx), x)  # D(x, sigma_min) = x
 
 
+def test_folded_inference_layers_equal_the_plain_form():
+    """Without autograd the gate and bias are folded into per-shower weights: the same function."""
+    from pcbench.models.pointwise import ConcatSquashLinear
+
+    torch.manual_seed(0)
+    net = PointWiseNet(4, 2, (32, 64, 32))
+    x, ctx, sig = torch.randn(3, 50, 4), torch.randn(3, 2), torch.tensor([0.1, 1.0, 30.0])
+    plain = net(x, sig, ctx)  # autograd on: the plain form
+    assert plain.requires_grad
+    with torch.no_grad():
+        folded = net(x, sig, ctx)
+        ConcatSquashLinear.fold = False
+        try:
+            unfolded = net(x, sig, ctx)
+        finally:
+            ConcatSquashLinear.fold = True
+    assert torch.allclose(folded, plain.detach(), rtol=1e-5, atol=1e-6) and torch.equal(unfolded, plain.detach())
+    assert not torch.equal(folded, unfolded)  # a different order of float32 operations, i.e. the folded path ran
+
+
 def test_calibrations_by_hand():
     g = get_geometry("ild-ecal")
     mask = np.array([[True, True, True, False]])
-    depth = assign_layers(np.array([[0.3, -1.0, 0.9, 5.0]]), mask, np.array([[2] + [0] * 28 + [1]]), g)
+    depth = assign_layers(np.array([[0.3, -1.0, 0.9, 5.0]]), mask, np.array([[2] + [0] * 28 + [1]]), g.layer_depths)
     assert depth[0].tolist() == [g.layer_depths[0], g.layer_depths[0], g.layer_depths[29], 0.0]
     layer = np.array([[0, 0, 29, -1]])
     e = calibrate_layer_energy(np.array([[1.0, 3.0, -2.0, 0]]), layer, mask, np.array([[8.0] + [0] * 28 + [5.0]]))
@@ -226,3 +247,116 @@ def test_caloclouds_one_trains_and_samples(ild_train, tmp_path):
     assert after < before
     s = model.sample(np.array([30e3, 70e3]), seed=1)
     assert len(s) == 2 and s.mask.sum() > 0 and np.array_equal(s.points, model.sample(np.array([30e3, 70e3]), seed=1).points)
+
+
+# --- CaloChallenge voxels, trained on as points -------------------------------------------------
+
+def test_layer_stack_of_a_cylindrical_geometry_counts_only_layers_with_voxels():
+    from pcbench.geometry import layer_stack
+
+    s = layer_stack(get_geometry("calochallenge-1-photons"))  # voxels in layers 0, 1, 2, 3, 12 only
+    assert s.n_layers == 5 and s.depths.tolist() == [0.5, 1.5, 2.5, 3.5, 12.5]
+    assert s.layer_of(np.array([0.0, 0.999, 3.5, 12.0, 12.99, 5.5, 13.0, -0.01, np.nan])).tolist() == \
+        [0, 0, 3, 4, 4, -1, -1, -1, -1]
+    assert s.plane_axes == (0, 1) and s.depth_axis == 2 and s.threshold == 1.0
+    ild = layer_stack(get_geometry("ild-ecal"))
+    assert ild.plane_axes == (0, 2) and ild.depth_axis == 1 and ild.threshold == pytest.approx(0.1)
+    assert np.array_equal(ild.layer_of(ild.depths), np.arange(30))
+
+
+@pytest.fixture(scope="module")
+def ds2_voxels():
+    from pcbench.data.containers import VoxelShowerSet
+
+    d = simulate_shower_chunk(SHOWER_TARGETS["calochallenge-2"], 6, 32)
+    return VoxelShowerSet(d["voxels"], d["incident_energy"], "calochallenge-2")
+
+
+def test_voxels_become_one_point_per_voxel_above_threshold(ds2_voxels):
+    from pcbench.geometry import project
+    from pcbench.models.shower_training import as_point_showers
+
+    pts, name = as_point_showers(ds2_voxels, seed=4)
+    g = get_geometry(name)
+    thr = 0.5e-3 / 0.033
+    kept = np.where(ds2_voxels.voxels >= thr, ds2_voxels.voxels, 0)
+    assert name == "calochallenge-2" and np.array_equal(pts.mask.sum(1), (kept > 0).sum(1))
+    assert (ds2_voxels.voxels > 0).sum() > (kept > 0).sum()  # the threshold removed some voxels
+    back = project(pts.points, g, pts.mask).cells
+    assert np.array_equal(back, kept)  # each point inside its own voxel, with its energy
+    z = pts.points[pts.mask][:, 2]
+    assert np.all(z != np.floor(z))  # placed inside the layer, not on its edge (uniform placement)
+    assert np.array_equal(as_point_showers(ds2_voxels, seed=4)[0].points, pts.points)
+
+
+def test_caloclouds2_on_calochallenge_voxels_trains_samples_and_evaluates(ds2_voxels, tmp_path):
+    from pcbench.evaluate import evaluate
+
+    cfg = shower_model_config("caloclouds2", "small", **{**TINY, "diffusion_steps": 30})
+    path = train_shower_model("caloclouds2", cfg, ds2_voxels, ShowerTrainOptions(out_dir=tmp_path / "m", progress=False,
+                                                                                   occupancy_showers=8))
+    model, payload = load_shower_model(path)
+    assert payload["config"]["grid"] == "calochallenge-2" and model.layers.n_layers == 45
+    e = ds2_voxels.incident_energy.astype(np.float64)
+    assert model.stats.e_inc_log and model.stats.e_inc_lo == pytest.approx(e.min())  # 1 GeV - 1 TeV: log conditioning
+    assert np.allclose(model.flow.context(np.array([e.min(), e.max()])).ravel(), [0.0, 1.0], atol=1e-6)
+    ref = formats.write(tmp_path / "ref.h5", ds2_voxels)
+    out = tmp_path / "gen.h5"
+    res = CliRunner().invoke(cli, ["sample", str(path), "-n", "32", "-o", str(out), "--energies-from", str(ref)])
+    assert res.exit_code == 0, res.output
+    gen = formats.read(out)
+    assert type(gen).__name__ == "VoxelShowerSet" and gen.voxels.shape == (32, 6480)
+    assert np.array_equal(gen.incident_energy, ds2_voxels.incident_energy)
+    kept = gen.voxels[gen.voxels > 0]
+    assert kept.size > 0 and kept.min() >= 0.5e-3 / 0.033  # projected at the readout threshold
+    again = model.sample(e[:4], seed=0, steps=PipelineSteps(project=True))
+    assert np.array_equal(again.voxels, model.sample(e[:4], seed=0, steps=PipelineSteps(project=True)).voxels)
+    r = evaluate(out, str(ref), profile="fast", metrics=("sep_e_ratio",))
+    assert 0 <= r.metrics["sep_e_ratio"].value <= 1 and r.provenance["geometry"] == "calochallenge-2"
+
+
+def _shower_ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
+    """One torchrun-like process training CaloClouds (I); every rank also saves its own weights."""
+    import os
+    from pathlib import Path
+
+    import pcbench.models.shower_training as st
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    save = st._Run.save
+
+    def save_every_rank(self, optimizers=None):
+        torch.save(self.model.state_dict(), Path(out) / f"rank{rank}.pt")
+        return save(self, optimizers)
+
+    st._Run.save = save_every_rank
+    cfg = shower_model_config("caloclouds", "small", **{**TINY, "latent": 4, "encoder_hidden": 8, "latent_transforms": 1,
+                                                         "ddpm_steps": 10, "diffusion_steps": 8})
+    Path(out).mkdir(parents=True, exist_ok=True)
+    train_shower_model("caloclouds", cfg, formats.read(data), ShowerTrainOptions(out_dir=Path(out), progress=False,
+                                                                                 occupancy_showers=4))
+    torch.distributed.destroy_process_group()
+
+
+def test_shower_training_under_ddp_keeps_the_replicas_equal(ild_train, tmp_path):
+    """Two gloo processes, as torchrun starts them: each trains on its own batches, and the
+    averaged gradients keep every trained part (flow, network, encoder, latent flow) identical."""
+    import socket
+
+    data = formats.write(tmp_path / "train.h5", ild_train, layout="ild")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.start_processes(_shower_ddp_worker, args=(2, port, str(data), str(tmp_path / "ddp")),
+                                          nprocs=2, join=True, start_method="spawn")
+    payload = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)
+    assert payload["train_state"]["world_size"] == 2 and payload["train_state"]["step"] == 8
+    r0, r1 = (torch.load(tmp_path / "ddp" / f"rank{r}.pt") for r in (0, 1))
+    trained = [k for k in r0 if k.startswith(("flow.", "denoiser.")) and r0[k].is_floating_point()]
+    assert {k.split(".")[1] for k in trained} >= {"flow", "net", "encoder", "latent_flow"}
+    for k in trained:
+        assert torch.equal(r0[k], r1[k]), k
+    losses = [h["loss"] for h in payload["train_state"]["history"] if h["phase"] == "diffusion"]
+    assert len(losses) == 1 and np.isfinite(losses[0])

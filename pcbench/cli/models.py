@@ -32,7 +32,7 @@ def _training_data(data: str | None, data_file: Path | None, cache: Cache):
 
 @cli.command("train")
 @click.argument("name", type=click.Choice(sorted(MODELS) + sorted(SHOWER_MODELS)))
-@click.option("--data", default=None, help="Registry name, e.g. jetnet30:g, jetnet30-sim:g, ild-photons-param.")
+@click.option("--data", default=None, help="Registry name, e.g. jetnet30:g, jetnet30-sim:g, ild-photons-param, calochallenge-2-param.")
 @click.option("--data-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="An HDF5 file of jets or point showers instead of a registry name.")
 @click.option("--teacher", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -49,8 +49,9 @@ def _training_data(data: str | None, data_file: Path | None, cache: Cache):
 @cache_option
 def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, device, seed, out_dir, val_every, resume,
               max_minutes, cache_dir):
-    """Train a generator: jets (checkpoints last.pt, best.pt by validation W1M) or point showers
-    (CaloClouds II, its consistency model, the baseline; checkpoint last.pt) into OUT."""
+    """Train a generator: jets (checkpoints last.pt, best.pt by validation W1M) or showers
+    (CaloClouds, CaloClouds II, its consistency model, the baseline; checkpoint last.pt) into OUT.
+    Showers: ILD-like point files, or CaloChallenge voxel files (trained on as points)."""
     sets = {}
     for item in overrides:
         key, _, value = item.partition("=")
@@ -74,7 +75,7 @@ def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, de
 
 
 def _train_showers(name, data, data_file, teacher, config_name, sets, device, seed, out_dir, resume, max_minutes, cache):
-    from ..data.containers import ShowerPointSet
+    from ..data.containers import ShowerPointSet, VoxelShowerSet
 
     if data_file is not None:
         showers, prov = read(data_file), {"data_file": str(data_file)}
@@ -82,8 +83,9 @@ def _train_showers(name, data, data_file, teacher, config_name, sets, device, se
         showers, prov = load(data, "train", cache), {"data": data, "split": "train"}
     else:
         raise PcbenchError("give --data NAME (e.g. ild-photons-param) or --data-file FILE")
-    if not isinstance(showers, ShowerPointSet):
-        raise PcbenchError(f"{name} trains on point-cloud showers; {data or data_file} holds {type(showers).__name__}")
+    if not isinstance(showers, (ShowerPointSet, VoxelShowerSet)):
+        raise PcbenchError(f"{name} trains on showers (points, or CaloChallenge voxels turned into points); "
+                           f"{data or data_file} holds {type(showers).__name__}")
     prov["energy_range_mev"] = [float(showers.incident_energy.min()), float(showers.incident_energy.max())]
     prov["n_showers"] = len(showers)
     config = shower_model_config(name, config_name, **sets)
@@ -105,7 +107,9 @@ def _train_showers(name, data, data_file, teacher, config_name, sets, device, se
               help="Showers: take the incident energies of this file (e.g. the reference), in order.")
 @click.option("--no-step", "off", multiple=True, type=click.Choice(["occupancy", "layers", "layer_energy", "cog"]),
               help="Showers: switch a pipeline step off (repeatable).")
-@click.option("--project", is_flag=True, help="Showers: write cell hits (ILD grid) instead of points.")
+@click.option("--project/--points", default=None,
+              help="Showers: write cells (ILD hits; CaloChallenge voxels) or points [default: points for ILD, "
+                   "voxels for CaloChallenge models].")
 def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, off, project):
     """Sample N jets or showers from a checkpoint into a sample file, with the time per object."""
     payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -116,6 +120,10 @@ def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, o
         energies = ShowerSource.of(energies_from).incident_energies() if energies_from else None
         if energies is not None and len(energies) < n:
             raise PcbenchError(f"{energies_from} has {len(energies)} showers, fewer than -n {n}")
+        if project is None:
+            from ..geometry import LayeredGrid, get_geometry
+
+            project = not isinstance(get_geometry(payload["config"].get("grid", "ild-ecal")), LayeredGrid)
         steps = PipelineSteps(**{k: False for k in off}, project=project)
         path, attrs = sample_showers(checkpoint, n, output, batch_size or 64, device, seed, energies, steps)
         console.print(f"[green]wrote[/] {path}: {n} showers from {attrs['model']}, "

@@ -98,15 +98,12 @@ def _record(samples: Path, kind: str, model: str, values: dict[str, MetricValue]
     return EvaluationResult(kind=kind, model=model, metrics=values, provenance=provenance)
 
 
-_VOXEL_GEOMETRIES = {368: "calochallenge-1-photons", 533: "calochallenge-1-pions", 6480: "calochallenge-2",
-                     40500: "calochallenge-3"}
-
-
 def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | None, profile: str, cache: Cache | None,
                       out_dir: str | os.PathLike[str] | None, progress: Callable[[str], None] | None, plots: bool,
                       metrics: tuple[str, ...], energy_check: bool) -> EvaluationResult:
     """The CaloChallenge suite for voxel showers, the ILD suite for point showers."""
     from ..geometry import get_geometry
+    from ..geometry.cylindrical import GEOMETRY_OF_VOXEL_COUNT
     from .sources import ShowerSource, check_incident_energies, split_reference
 
     attrs = read_attrs(samples)
@@ -118,7 +115,7 @@ def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | Non
     if (kind == "voxel-showers") != isinstance(first, VoxelShowerSet):
         raise PcbenchError(f"{samples} holds {kind}, but the reference {reference} holds "
                            f"{type(first).__name__}: evaluate against a reference of the same kind")
-    name = attrs.get("geometry") or ref_geometry or (_VOXEL_GEOMETRIES.get(width) if width else "ild-ecal")
+    name = attrs.get("geometry") or ref_geometry or (GEOMETRY_OF_VOXEL_COUNT.get(width) if width else "ild-ecal")
     if name is None:
         raise PcbenchError(f"{samples}: cannot tell the geometry of {width} voxels per shower; set the file's "
                            "`geometry` attribute or use a registered reference")

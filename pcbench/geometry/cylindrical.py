@@ -20,10 +20,20 @@ import numpy as np
 from ..errors import FormatError
 from . import _kernels
 
-__all__ = ["CylindricalLayer", "CylindricalGeometry", "calochallenge_geometry", "CALOCHALLENGE_FILES"]
+__all__ = ["CylindricalLayer", "CylindricalGeometry", "calochallenge_geometry", "CALOCHALLENGE_FILES",
+           "READOUT_THRESHOLDS_MEV", "GEOMETRY_OF_VOXEL_COUNT"]
 
 #: the CaloChallenge geometries pcbench ships (copies of the challenge's binning XMLs)
 CALOCHALLENGE_FILES = ("calochallenge-1-photons", "calochallenge-1-pions", "calochallenge-2", "calochallenge-3")
+
+#: the challenge's readout threshold per voxel [MeV] (its ``evaluate.py``: data set 1 1 MeV;
+#: data sets 2 and 3 0.5 keV deposited / sampling fraction 0.033)
+READOUT_THRESHOLDS_MEV = {"calochallenge-1-photons": 1.0, "calochallenge-1-pions": 1.0,
+                          "calochallenge-2": 0.5e-3 / 0.033, "calochallenge-3": 0.5e-3 / 0.033}
+
+#: voxels per shower -> the CaloChallenge geometry (the four counts differ)
+GEOMETRY_OF_VOXEL_COUNT = {368: "calochallenge-1-photons", 533: "calochallenge-1-pions", 6480: "calochallenge-2",
+                           40500: "calochallenge-3"}
 
 
 @dataclass(frozen=True)

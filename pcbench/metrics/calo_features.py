@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry.cylindrical import CylindricalGeometry
+from ..geometry.cylindrical import READOUT_THRESHOLDS_MEV, CylindricalGeometry
 
 __all__ = ["THRESHOLDS_MEV", "threshold_voxels", "high_level_features", "alpha_layers", "classifier_inputs_high",
            "classifier_inputs_low"]
 
 #: the challenge's readout threshold per voxel [MeV] (``evaluate.py``: ds1 1 MeV; ds2/3 0.5 keV / 0.033)
-THRESHOLDS_MEV = {"calochallenge-1-photons": 1.0, "calochallenge-1-pions": 1.0,
-                  "calochallenge-2": 0.5e-3 / 0.033, "calochallenge-3": 0.5e-3 / 0.033}
+THRESHOLDS_MEV = READOUT_THRESHOLDS_MEV
 
 
 def threshold_voxels(voxels: np.ndarray, threshold: float) -> np.ndarray:

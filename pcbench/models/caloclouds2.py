@@ -3,12 +3,14 @@ PointWise Net trained as an EDM diffusion model (preconditioning, loss and log-n
 Karras et al.), sampled with Heun's solver (13 steps = 25 evaluations by default) on the EMA
 weights, followed by the CaloClouds calibrations (``shower_pipeline``).
 
-Points are modelled as (x, z) scaled to [-1, 1] over the training points' mean +- 2 std (the
-reference code scales the whole 400 mm region; showers fill a few per cent of it, and our small
-configs train for minutes, so the data is brought to the scale sigma_data = 0.5 assumes), the
-depth as the layer index scaled to [-1, 1], and E / (99 % quantile of the training points'
-energies).  The point
-model is conditioned on (E_inc [GeV] / 100 * 2 - 1, n_points / max_points * 2 - 1).
+Points are modelled as the two plane coordinates ((x, z) on the ILD grid, (x, y) on CaloChallenge
+voxels) scaled to [-1, 1] over the training points' mean +- 2 std (the reference code scales the
+whole 400 mm region; showers fill a few per cent of it, and our small configs train for minutes,
+so the data is brought to the scale sigma_data = 0.5 assumes), the depth as the layer index
+scaled to [-1, 1], and E / (99 % quantile of the training points' energies).  The point model is
+conditioned on (2 c(E_inc) - 1, n_points / max_points * 2 - 1), c = ``ShowerStats.condition``
+(E_inc [GeV] / 100 on ILD).  The geometry is the config's ``grid``: ``ild-ecal``, or a CaloChallenge
+geometry for models trained on voxels turned into points.
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.containers import ShowerPointSet
-from ..geometry import get_geometry, project
-from ..geometry.grid import LayeredGrid
+from ..data.containers import ShowerPointSet, VoxelShowerSet
+from ..geometry import Geometry, LayerStack, get_geometry, layer_stack
 from .edm import Denoiser, edm_loss, karras_sigmas, sample_heun
 from .pointwise import PointWiseNet
 from .shower_flow import ShowerFlow, ShowerStats
 from .shower_pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
-                              calibrate_layer_energy)
+                              calibrate_layer_energy, project_showers)
 
 __all__ = ["CaloClouds2"]
 
@@ -61,16 +62,20 @@ class CaloClouds2(nn.Module):
         self.occupancy: OccupancyCalibration | None = None
 
     @property
-    def grid(self) -> LayeredGrid:
-        return get_geometry(self.config["grid"])  # type: ignore[return-value]
+    def grid(self) -> Geometry:
+        """The geometry the model generates for (its cells, for the occupancy and projection)."""
+        return get_geometry(self.config["grid"])
+
+    @property
+    def layers(self) -> LayerStack:
+        return layer_stack(self.grid)
 
     # --- coordinates ---------------------------------------------------------------------------
     def to_model(self, points: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """(N, P, 4) pcbench points (mm, MeV) -> model space; padded points stay 0."""
-        g, s = self.grid, self.stats
+        """(N, P, 4) pcbench points (point convention, MeV) -> model space; padded points stay 0."""
+        g, s = self.layers, self.stats
         u, v = g.plane_axes
-        d = "xyz".index(g.depth_axis)
-        layer = g.layer_of_depth(points[..., d].ravel()).reshape(mask.shape)
+        layer = g.layer_of(points[..., g.depth_axis]).reshape(mask.shape)
         out = np.stack([(points[..., u] - s.u_range[0]) / (s.u_range[1] - s.u_range[0]) * 2 - 1,
                         (np.maximum(layer, 0) + 0.5) / g.n_layers * 2 - 1,
                         (points[..., v] - s.v_range[0]) / (s.v_range[1] - s.v_range[0]) * 2 - 1,
@@ -79,7 +84,7 @@ class CaloClouds2(nn.Module):
 
     def point_context(self, e_inc_mev: np.ndarray, n_points: np.ndarray) -> torch.Tensor:
         """(N, 2) conditioning of the point model."""
-        c = np.column_stack([np.asarray(e_inc_mev) / 1e5 * 2 - 1, np.asarray(n_points) / self.stats.max_points * 2 - 1])
+        c = np.column_stack([self.stats.condition(e_inc_mev) * 2.0 - 1, np.asarray(n_points) / self.stats.max_points * 2 - 1])
         return torch.as_tensor(c, dtype=torch.float32)
 
     # --- training ------------------------------------------------------------------------------
@@ -113,8 +118,10 @@ class CaloClouds2(nn.Module):
         return torch.cat([fn(x[i:i + step], context[i:i + step]) for i in range(0, len(x), step)])
 
     def sample(self, e_inc_mev: np.ndarray, seed: int = 0, batch_size: int = 64,
-               steps: PipelineSteps = PipelineSteps(), num_steps: int | None = None) -> ShowerPointSet:
-        """Showers (mm, MeV) at the given incident energies; the whole pipeline, batch by batch."""
+               steps: PipelineSteps = PipelineSteps(), num_steps: int | None = None
+               ) -> ShowerPointSet | VoxelShowerSet:
+        """Showers at the given incident energies [MeV]: the whole pipeline, batch by batch; points
+        (point convention, MeV), or with ``steps.project`` cell hits (grid) or voxels (CaloChallenge)."""
         e_inc_mev = np.asarray(e_inc_mev, np.float64)
         parts = []
         for i, a in enumerate(range(0, len(e_inc_mev), batch_size)):
@@ -122,12 +129,13 @@ class CaloClouds2(nn.Module):
         width = max(p.shape[1] for p, _ in parts)
         pts = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p, _ in parts])
         mask = np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for _, m in parts])
-        return ShowerPointSet(pts, mask, e_inc_mev.astype(np.float32), {"y_unit": "mm"})
+        out = ShowerPointSet(pts, mask, e_inc_mev.astype(np.float32), {"y_unit": "mm"})
+        return project_showers(out, self.grid) if steps.project else out
 
     @torch.no_grad()
     def _sample_batch(self, e_inc: np.ndarray, seed: int, steps: PipelineSteps,
                       num_steps: int | None) -> tuple[np.ndarray, np.ndarray]:
-        g, s = self.grid, self.stats
+        g, s = self.layers, self.stats
         q = self.flow.sample(e_inc, seed)
         n = q["n_points"]
         if steps.occupancy and self.occupancy is not None:
@@ -142,17 +150,17 @@ class CaloClouds2(nn.Module):
         x = self.generate_points(context, n_max, gen, num_steps).cpu().numpy().astype(np.float64)
         mask = np.arange(n_max)[None, :] < n_eff[:, None]
         u, v = g.plane_axes
-        d = "xyz".index(g.depth_axis)
+        d = g.depth_axis
         pts = np.zeros((len(e_inc), n_max, 4))
         pts[..., u] = (x[..., 0] + 1) / 2 * (s.u_range[1] - s.u_range[0]) + s.u_range[0]
         pts[..., v] = (x[..., 2] + 1) / 2 * (s.v_range[1] - s.v_range[0]) + s.v_range[0]
         if steps.layers:
-            pts[..., d] = assign_layers(x[..., 1], mask, per_layer, g)
+            pts[..., d] = assign_layers(x[..., 1], mask, per_layer, g.depths)
         else:
             layer = np.clip(np.floor((x[..., 1] + 1) / 2 * g.n_layers), 0, g.n_layers - 1).astype(np.int64)
-            pts[..., d] = g.layer_depths[layer]
+            pts[..., d] = g.depths[layer]
         energy = np.clip(x[..., 3], 0, None) * s.point_e_scale
-        layer = g.layer_of_depth(pts[..., d].ravel()).reshape(mask.shape)
+        layer = g.layer_of(pts[..., d]).reshape(mask.shape)
         if steps.layer_energy:
             energy = calibrate_layer_energy(energy, layer, mask, q["energy_fractions"] * q["e_sum"][:, None])
         mask = mask & (energy > 0)
@@ -161,8 +169,4 @@ class CaloClouds2(nn.Module):
             pts[..., u] = calibrate_cog(pts[..., u], energy, mask, q["cog"][:, u])
             pts[..., v] = calibrate_cog(pts[..., v], energy, mask, q["cog"][:, v])
         pts[~mask] = 0.0
-        if steps.project:
-            hits = project(pts.astype(np.float32), g, mask, threshold=g.threshold, output="sparse").hits
-            hp, hm = hits.padded(g)
-            return hp, hm
         return pts.astype(np.float32), mask

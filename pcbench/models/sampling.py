@@ -52,31 +52,36 @@ def sample_jets(checkpoint: str | Path, n: int, out: str | Path, batch_size: int
 
 def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: int = 64, device: str = "cpu",
                    seed: int = 0, energies_mev: np.ndarray | None = None, steps: Any = None) -> tuple[Path, dict[str, Any]]:
-    """Sample ``n`` showers from a shower checkpoint into ``out`` (ILD layout, pcbench schema).
+    """Sample ``n`` showers from a shower checkpoint into ``out`` (pcbench schema): ILD layout for
+    a model of the ILD grid; CaloChallenge voxels for a model of a CaloChallenge geometry (points
+    only if ``steps`` says ``project=False`` explicitly).
 
     Incident energies: ``energies_mev`` (e.g. a reference's, so that evaluate can compare), else
-    uniform over the training range.  The file records the model, config, checkpoint md5, seed,
-    pipeline steps, the generation time per shower [s] (whole pipeline, after a warm-up batch)
-    and the hardware.
+    uniform over the training range (log-uniform when it spans more than a factor 10).  The file
+    records the model, config, checkpoint md5, seed, pipeline steps, the generation time per
+    shower [s] (whole pipeline, after a warm-up batch) and the hardware.
     """
     from ..evaluate import hardware
     from .shower_pipeline import PipelineSteps, pipeline_attrs
     from .shower_training import load_shower_model
 
+    from ..geometry import LayeredGrid
+
     model, payload = load_shower_model(checkpoint, device)
-    steps = steps or PipelineSteps()
+    grid = model.grid
+    steps = steps or PipelineSteps(project=not isinstance(grid, LayeredGrid))
     if energies_mev is None:
         lo, hi = payload["provenance"].get("energy_range_mev", (10_000.0, 90_000.0))
-        energies_mev = np.random.default_rng(seed).uniform(lo, hi, n)
+        rng = np.random.default_rng(seed)
+        energies_mev = np.exp(rng.uniform(np.log(lo), np.log(hi), n)) if hi > 10 * lo else rng.uniform(lo, hi, n)
     energies_mev = np.asarray(energies_mev, np.float64)[:n]
-    kwargs = {"steps": steps} if hasattr(model, "occupancy") else {}
-    model.sample(energies_mev[:min(n, batch_size)], seed=seed + 1, batch_size=batch_size, **kwargs)  # warm-up
+    model.sample(energies_mev[:min(n, batch_size)], seed=seed + 1, batch_size=batch_size, steps=steps)  # warm-up
     t0 = time.perf_counter()
-    showers = model.sample(energies_mev, seed=seed, batch_size=batch_size, **kwargs)
+    showers = model.sample(energies_mev, seed=seed, batch_size=batch_size, steps=steps)
     per_shower = (time.perf_counter() - t0) / len(energies_mev)
     attrs = {"model": payload["model"], "model_config": payload["config"], "checkpoint": str(checkpoint),
              "checkpoint_md5": payload["checkpoint_md5"], "seed": seed, "generation_time_per_object_s": per_shower,
              "generation_batch_size": batch_size, "hardware": {**hardware(), "device": device},
              "training_data": payload["provenance"], **pipeline_attrs(steps, getattr(model, "occupancy", None)),
-             "geometry": payload["config"].get("grid", "ild-ecal")}
-    return write(out, showers, attrs, layout="ild"), attrs
+             "geometry": grid.name}
+    return write(out, showers, attrs, layout="ild" if isinstance(grid, LayeredGrid) else None), attrs

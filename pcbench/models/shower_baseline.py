@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.containers import ShowerPointSet
+from ..data.containers import ShowerPointSet, VoxelShowerSet
+from ..geometry import Geometry, get_geometry
+from .shower_pipeline import PipelineSteps, project_showers
 
 __all__ = ["IndependentShowerPoints"]
 
@@ -54,7 +56,13 @@ class IndependentShowerPoints(nn.Module):
         self.pool = torch.as_tensor(np.concatenate(pools), dtype=torch.float32)
         self.pool_bin = torch.as_tensor(np.concatenate(pool_bins).astype(np.int64))
 
-    def sample(self, e_inc_mev: np.ndarray, seed: int = 0, batch_size: int = 64, **_: Any) -> ShowerPointSet:
+    @property
+    def grid(self) -> Geometry:
+        return get_geometry(self.config["grid"])
+
+    def sample(self, e_inc_mev: np.ndarray, seed: int = 0, batch_size: int = 64,
+               steps: PipelineSteps = PipelineSteps()) -> ShowerPointSet | VoxelShowerSet:
+        """Showers at the given incident energies [MeV] (``steps``: only ``project`` applies)."""
         rng = np.random.default_rng(seed)
         e = np.asarray(e_inc_mev, np.float64)
         b = np.clip(np.searchsorted(self.edges.numpy(), e, side="right") - 1, 0, self.config["n_bins"] - 1)
@@ -65,4 +73,5 @@ class IndependentShowerPoints(nn.Module):
         for i, (k, m) in enumerate(zip(b, n)):
             idx = np.flatnonzero(pool_bin == k)
             pts[i, :m] = pool[idx[rng.integers(0, len(idx), m)]]
-        return ShowerPointSet(pts, pts[..., 3] > 0, e.astype(np.float32), {"y_unit": "mm"})
+        out = ShowerPointSet(pts, pts[..., 3] > 0, e.astype(np.float32), {"y_unit": "mm"})
+        return project_showers(out, self.grid) if steps.project else out

@@ -2,9 +2,13 @@
 (CaloClouds, arXiv:2305.04847; CaloClouds II, arXiv:2309.05704).
 
 The 65 quantities per shower: number of points, visible energy, centre of gravity (x, y, z), and
-the fractions of points and of energy in each of the 30 layers.  The flow is zuko's neural
-spline flow with rational-quadratic spline coupling transforms (``passes=2``), conditioned on
-E_inc [GeV] / 100.  ``ShowerStats`` holds the normalisations fitted on the training showers.
+the fractions of points and of energy in each of the 30 layers (ILD; any ``LayerStack``: 5 + 2 L).
+The flow is zuko's neural spline flow with rational-quadratic spline coupling transforms
+(``passes=2``), conditioned on the incident energy as ``ShowerStats.condition`` scales it:
+E_inc [GeV] / 100 for a narrow range (CaloClouds' convention, ILD's 10-90 GeV), and
+log(E_inc / E_min) / log(E_max / E_min) when the training energies span more than a factor 10
+(CaloChallenge: 1 GeV - 1 TeV).  ``ShowerStats`` holds the normalisations fitted on the training
+showers.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..geometry.grid import LayeredGrid
+from ..geometry.layers import LayerStack, layer_stack
 
 __all__ = ["ShowerStats", "shower_quantities", "ShowerFlow"]
 
@@ -34,19 +38,38 @@ class ShowerStats:
     point_e_scale: float   # point energies [MeV] are divided by this for the diffusion
     u_range: tuple[float, float]  # the window of the plane coordinates scaled to [-1, 1] [mm]
     v_range: tuple[float, float]
+    e_inc_log: bool = False       # the conditioning: log-scaled between e_inc_lo and e_inc_hi [MeV] ...
+    e_inc_lo: float = 0.0
+    e_inc_hi: float = 1e5         # ... or linear: (E_inc - lo) / (hi - lo) (E_inc [GeV] / 100 by default)
 
     @classmethod
-    def fit(cls, points: np.ndarray, mask: np.ndarray, grid: LayeredGrid) -> ShowerStats:
-        q = shower_quantities(points, mask, grid)
+    def fit(cls, points: np.ndarray, mask: np.ndarray, layers: LayerStack, incident_energy: np.ndarray | None = None
+            ) -> ShowerStats:
+        """Normalisations of the showers (N, P, 4) [mm or layer units, MeV]; with ``incident_energy``
+        [MeV] spanning more than a factor 10 the conditioning becomes logarithmic over its range."""
+        layers = layer_stack(layers)
+        q = shower_quantities(points, mask, layers)
         real = points[mask]
-        u, v = grid.plane_axes
+        u, v = layers.plane_axes
+        energy: dict[str, Any] = {}
+        if incident_energy is not None and incident_energy.min() > 0 and incident_energy.max() > 10 * incident_energy.min():
+            energy = {"e_inc_log": True, "e_inc_lo": float(incident_energy.min()), "e_inc_hi": float(incident_energy.max())}
 
         def window(a: np.ndarray) -> tuple[float, float]:  # mean +- 2 std: the scaled points have std 0.5 = sigma_data
             return float(a.mean() - 2 * a.std()), float(a.mean() + 2 * a.std() + 1e-6)
 
-        return cls(grid.n_layers, int(mask.sum(1).max()), float(q["n_points"].max()), float(q["e_sum"].max()),
+        return cls(layers.n_layers, int(mask.sum(1).max()), float(q["n_points"].max()), float(q["e_sum"].max()),
                    tuple(float(v) for v in np.nanmean(q["cog"], 0)), tuple(float(v) for v in np.nanstd(q["cog"], 0) + 1e-6),
-                   float(np.quantile(real[:, 3], 0.99)), window(real[:, u]), window(real[:, v]))
+                   float(np.quantile(real[:, 3], 0.99)), window(real[:, u]), window(real[:, v]), **energy)
+
+    def condition(self, e_inc_mev: np.ndarray) -> np.ndarray:
+        """(N,) float32 incident energies [MeV] scaled to about [0, 1] (see the module docstring)."""
+        e = np.asarray(e_inc_mev, np.float64)
+        if self.e_inc_log:
+            u = np.log(np.maximum(e, 1e-9) / self.e_inc_lo) / np.log(self.e_inc_hi / self.e_inc_lo)
+        else:
+            u = (e - self.e_inc_lo) / (self.e_inc_hi - self.e_inc_lo)
+        return u.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,18 +79,20 @@ class ShowerStats:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
-def shower_quantities(points: np.ndarray, mask: np.ndarray, grid: LayeredGrid) -> dict[str, np.ndarray]:
-    """Per shower (N,): ``n_points``, ``e_sum`` [MeV], ``cog`` (N, 3) [mm], ``points_per_layer`` and
-    ``energy_per_layer`` (N, L) (counts and MeV); points outside every layer count in no layer."""
+def shower_quantities(points: np.ndarray, mask: np.ndarray, layers: LayerStack) -> dict[str, np.ndarray]:
+    """Per shower (N,): ``n_points``, ``e_sum`` [MeV], ``cog`` (N, 3) [point units], ``points_per_layer``
+    and ``energy_per_layer`` (N, L) (counts and MeV); points outside every layer count in no layer.
+    ``layers``: a ``LayerStack`` or a geometry."""
+    layers = layer_stack(layers)
     e = np.where(mask, points[..., 3], 0.0).astype(np.float64)
     e_sum = e.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         cog = np.stack([(e * points[..., k]).sum(1) / e_sum for k in range(3)], -1)
-    layer = grid.layer_of_depth(points[..., "xyz".index(grid.depth_axis)].ravel()).reshape(mask.shape)
+    layer = layers.layer_of(points[..., layers.depth_axis]).reshape(mask.shape)
     ok = mask & (layer >= 0)
     rows = np.repeat(np.arange(len(mask)), mask.shape[1]).reshape(mask.shape)
-    ppl = np.zeros((len(mask), grid.n_layers))
-    epl = np.zeros((len(mask), grid.n_layers))
+    ppl = np.zeros((len(mask), layers.n_layers))
+    epl = np.zeros((len(mask), layers.n_layers))
     np.add.at(ppl, (rows[ok], layer[ok]), 1.0)
     np.add.at(epl, (rows[ok], layer[ok]), e[ok])
     return {"n_points": mask.sum(1).astype(np.float64), "e_sum": e_sum, "cog": cog, "points_per_layer": ppl,
@@ -106,10 +131,9 @@ class ShowerFlow(nn.Module):
         fe = fe / np.maximum(fe.sum(1, keepdims=True), 1e-12)
         return {"n_points": n, "e_sum": e_sum, "cog": cog, "point_fractions": fp, "energy_fractions": fe}
 
-    @staticmethod
-    def context(e_inc_mev: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """(N, 1) conditioning: E_inc [GeV] / 100."""
-        return torch.as_tensor(np.asarray(e_inc_mev, np.float32) / 1e5).view(-1, 1)
+    def context(self, e_inc_mev: np.ndarray) -> torch.Tensor:
+        """(N, 1) conditioning: ``ShowerStats.condition`` of E_inc [MeV]."""
+        return torch.as_tensor(self.stats.condition(e_inc_mev)).view(-1, 1)
 
     def log_prob(self, features: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return self.flow(context).log_prob(features)

@@ -4,7 +4,9 @@
 ShowerFlow -> (occupancy calibration of the number of points) -> points from the point model ->
 post-diffusion calibrations (points per layer by depth order, energy per layer, centre of gravity
 in x and z) -> optional projection onto the cells.  Every step can be switched off
-(``PipelineSteps``) for studies.  Points are (x, y, z, E) in mm and MeV on a layered grid.
+(``PipelineSteps``) for studies.  Points are (x, y, z, E) in the geometry's point convention
+(mm on a layered grid; x, y in mm and z the layer id on CaloChallenge voxels) and MeV; the
+projection gives cell hits on a layered grid and dense voxels on CaloChallenge geometries.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry.grid import LayeredGrid
+from ..data.containers import ShowerPointSet, VoxelShowerSet
+from ..geometry import Geometry, LayeredGrid, layer_stack, project
 
 __all__ = ["PipelineSteps", "OccupancyCalibration", "assign_layers", "calibrate_layer_energy", "calibrate_cog",
-           "pipeline_attrs"]
+           "project_showers", "pipeline_attrs"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class PipelineSteps:
     layers: bool = True          # points per layer from the flow, assigned by depth order
     layer_energy: bool = True    # energy per layer from the flow
     cog: bool = True             # centre of gravity in x and z from the flow
-    project: bool = False        # write cell hits instead of points
+    project: bool = False        # cells instead of points: hits on a grid, voxels on CaloChallenge
 
 
 @dataclass(frozen=True)
@@ -52,20 +55,22 @@ class OccupancyCalibration:
         return np.clip(np.polyval(self.gen_hits_to_points, hits), 1, None)
 
 
-def assign_layers(depth_norm: np.ndarray, mask: np.ndarray, per_layer: np.ndarray, grid: LayeredGrid) -> np.ndarray:
-    """Depths [mm] of generated points: in each shower, the points sorted by the model's depth
-    coordinate fill the layers front to back, ``per_layer`` (N, L) of them in each.
+def assign_layers(depth_norm: np.ndarray, mask: np.ndarray, per_layer: np.ndarray, layer_depths: np.ndarray
+                  ) -> np.ndarray:
+    """Depth coordinates of generated points: in each shower, the points sorted by the model's
+    depth coordinate fill the layers front to back, ``per_layer`` (N, L) of them in each.
 
     Args:
         depth_norm: (N, P) the model's depth coordinate (any monotone scale).
         mask: (N, P) real points; their number per shower must equal ``per_layer.sum(1)``.
+        layer_depths: (L,) the depth coordinate given to the points of each layer.
     """
     out = np.zeros(mask.shape)
     key = np.where(mask, depth_norm, np.inf)
     order = np.argsort(key, axis=1, kind="stable")
     for_rank = np.zeros(mask.shape)
     for i in range(len(mask)):  # per shower: a repeat of the layer depths (P values)
-        depths = np.repeat(grid.layer_depths, per_layer[i].astype(np.int64))
+        depths = np.repeat(layer_depths, per_layer[i].astype(np.int64))
         for_rank[i, :len(depths)] = depths
     np.put_along_axis(out, order, for_rank, axis=1)
     return np.where(mask, out, 0.0)
@@ -91,6 +96,18 @@ def calibrate_cog(coord: np.ndarray, energy: np.ndarray, mask: np.ndarray, targe
         cog = (w * coord).sum(1) / w.sum(1)
     shift = np.where(np.isfinite(cog), target - cog, 0.0)
     return np.where(mask, coord + shift[:, None], 0.0)
+
+
+def project_showers(showers: ShowerPointSet, geometry: Geometry) -> ShowerPointSet | VoxelShowerSet:
+    """The last step: points onto the cells at the geometry's readout threshold; cell hits as
+    points (at the cell centres) on a layered grid, dense voxels on a CaloChallenge geometry."""
+    threshold = layer_stack(geometry).threshold
+    if isinstance(geometry, LayeredGrid):
+        hits = project(showers.points, geometry, showers.mask, threshold=threshold, output="sparse").hits
+        points, mask = hits.padded(geometry)
+        return ShowerPointSet(points, mask, showers.incident_energy, dict(showers.attrs))
+    cells = project(showers.points, geometry, showers.mask, threshold=threshold, output="dense").cells
+    return VoxelShowerSet(cells, showers.incident_energy, geometry.name, dict(showers.attrs))
 
 
 def pipeline_attrs(steps: PipelineSteps, occupancy: OccupancyCalibration | None) -> dict[str, Any]:

@@ -5,6 +5,10 @@ a wall-clock budget, and DDP under ``torchrun`` (the same command; gloo on CPU, 
 The point model has no interaction between points, so each step trains on a random subset of
 ``points_per_shower`` points of each shower (conditioned on the shower's true number of points):
 the loss is the same in expectation and the step far cheaper.
+
+CaloChallenge voxel showers are trained on as point clouds (``as_point_showers``): one point per
+voxel at or above the readout threshold, placed uniformly inside the voxel, carrying its energy;
+the model then generates for that geometry, and its samples are projected back onto the voxels.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..data.containers import ShowerPointSet
-from ..geometry import get_geometry, project
+from ..data.containers import ShowerPointSet, VoxelShowerSet
+from ..errors import PcbenchError
+from ..geometry import get_geometry, layer_stack, project, to_points
+from ..geometry.cylindrical import GEOMETRY_OF_VOXEL_COUNT
+from ..metrics.calo_features import threshold_voxels
 from .base import load_checkpoint_file, save_checkpoint
 from .caloclouds import CaloClouds
 from .caloclouds2 import CaloClouds2
@@ -29,7 +36,8 @@ from .shower_flow import ShowerStats, shower_quantities
 from .shower_pipeline import OccupancyCalibration, PipelineSteps
 from .training import distributed_context
 
-__all__ = ["SHOWER_MODELS", "ShowerTrainOptions", "train_shower_model", "load_shower_model", "shower_model_config"]
+__all__ = ["SHOWER_MODELS", "ShowerTrainOptions", "train_shower_model", "load_shower_model", "shower_model_config",
+           "as_point_showers"]
 
 SHOWER_MODELS = {m.name: m for m in (CaloClouds, CaloClouds2, CaloClouds2CM, IndependentShowerPoints)}
 
@@ -40,6 +48,26 @@ def shower_model_config(name: str, config: str = "small", **overrides: Any) -> d
     if unknown:
         raise KeyError(f"{name} has no setting(s) {', '.join(sorted(unknown))}")
     return {**cls.configs[config], **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def as_point_showers(data: ShowerPointSet | VoxelShowerSet, seed: int = 0) -> tuple[ShowerPointSet, str | None]:
+    """Training showers as points, and the geometry they are on (``None``: point showers, whose
+    geometry the model's config names).
+
+    Voxel showers become one point per voxel at or above the geometry's readout threshold, uniform
+    inside the voxel (``numpy.random.default_rng(seed)``), in the CaloChallenge point convention
+    (x, y [mm], z = layer id + U[0, 1)) with the voxel's energy [MeV].
+    """
+    if isinstance(data, ShowerPointSet):
+        return data, None
+    name = data.geometry or GEOMETRY_OF_VOXEL_COUNT.get(data.num_voxels)
+    if name is None:
+        raise PcbenchError(f"voxel showers with {data.num_voxels} voxels: no CaloChallenge geometry has that many; "
+                           "give the file a `geometry` attribute")
+    geometry = get_geometry(name)
+    voxels = threshold_voxels(data.voxels, layer_stack(geometry).threshold)
+    points, mask = to_points(voxels, geometry, placement="uniform", seed=seed)
+    return ShowerPointSet(points, mask, data.incident_energy, {**data.attrs, "converted_from": f"{name} voxels"}), name
 
 
 @dataclass
@@ -98,12 +126,12 @@ def _subsample(x: np.ndarray, mask: np.ndarray, rows: np.ndarray, k: int, rng: n
 def _fit_occupancy(model: CaloClouds2, data: ShowerPointSet, n: int, seed: int) -> OccupancyCalibration:
     """Cubic fits of cell hits vs points on real showers, and of points vs hits on showers
     generated without the occupancy calibration (0.1 MeV threshold on the model's grid)."""
-    g = model.grid
+    g, threshold = model.grid, model.layers.threshold
     rows = np.random.default_rng(seed).choice(len(data), min(n, len(data)), replace=False)
     real = data.subset(np.sort(rows))
-    real_hits = project(real.points, g, real.mask, threshold=g.threshold, output="sparse").hits.counts
+    real_hits = project(real.points, g, real.mask, threshold=threshold, output="sparse").hits.counts
     gen = model.sample(real.incident_energy, seed=seed + 1, steps=PipelineSteps(occupancy=False))
-    gen_hits = project(gen.points, g, gen.mask, threshold=g.threshold, output="sparse").hits.counts
+    gen_hits = project(gen.points, g, gen.mask, threshold=threshold, output="sparse").hits.counts
     return OccupancyCalibration(OccupancyCalibration.fit_cubic(real.mask.sum(1), real_hits),
                                 OccupancyCalibration.fit_cubic(gen_hits, gen.mask.sum(1)))
 
@@ -143,8 +171,14 @@ class _Run:
             self.bar.stop()
 
 
-def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet, opts: ShowerTrainOptions) -> Path:
-    """Train shower generator ``name`` on ``data`` (point showers in mm, MeV); returns ``last.pt``."""
+def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet | VoxelShowerSet,
+                       opts: ShowerTrainOptions) -> Path:
+    """Train shower generator ``name`` on ``data`` (ILD-like point showers in mm and MeV, or
+    CaloChallenge voxel showers, then trained on as points for their geometry, which replaces the
+    config's ``grid``); returns ``last.pt``."""
+    data, on_geometry = as_point_showers(data, opts.seed)
+    if on_geometry is not None:
+        config = {**config, "grid": on_geometry}
     rank, world, device = distributed_context(opts.device)
     torch.manual_seed(opts.seed)
     out = Path(opts.out_dir)
@@ -163,7 +197,8 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet, 
     else:
         teacher = None
         cls = SHOWER_MODELS[name]
-        model = cls(config, ShowerStats.fit(data.points, data.mask, get_geometry(config["grid"]))).to(device)
+        stats = ShowerStats.fit(data.points, data.mask, layer_stack(get_geometry(config["grid"])), data.incident_energy)
+        model = cls(config, stats).to(device)
     c = model.config
     state: dict[str, Any] = {"flow_epoch": 0, "step": 0, "cm_step": 0, "history": []}
     flow_opt = torch.optim.Adam(model.flow.parameters(), lr=c["flow_lr"])
@@ -177,13 +212,8 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet, 
                 o.load_state_dict(state["optimizers"][k])
         state.pop("optimizers", None)
         torch.set_rng_state(saved["torch_rng"])
-    net, flow = model.denoiser.net, model.flow.flow
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [device] if device.startswith("cuda") else None
-        model.denoiser.net, model.flow.flow = DDP(net, device_ids=ids), DDP(flow, device_ids=ids)
-    grid = model.grid
+    state["world_size"] = world  # of the latest (resumed) run
+    _wrap(model, world, device)
     x_all = model.to_model(data.points, data.mask)
     n_pts = data.mask.sum(1)
     total = (0 if teacher else c["flow_epochs"] + c["diffusion_steps"]) + (c["cm_steps"] if teacher else 0)
@@ -191,15 +221,17 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet, 
     window: list[float] = []  # losses since the last history entry (their mean is recorded)
     try:
         if teacher is None:
-            feats = torch.as_tensor(model.flow.encode(shower_quantities(data.points, data.mask, grid)))
+            feats = torch.as_tensor(model.flow.encode(shower_quantities(data.points, data.mask, model.layers)))
+            flow = model.flow.flow
             ctx = model.flow.context(data.incident_energy)
             while state["flow_epoch"] < c["flow_epochs"] and not run.out_of_time():
                 rng = np.random.default_rng([opts.seed, 1, state["flow_epoch"]])
-                order = rng.permutation(len(feats))[rank::world]
+                usable = len(feats) - len(feats) % world  # as many batches on every rank (DDP's all-reduce)
+                order = rng.permutation(len(feats))[:usable][rank::world]
                 losses = []
                 for i in range(0, len(order), c["flow_batch_size"]):
                     idx = torch.as_tensor(order[i:i + c["flow_batch_size"]])
-                    loss = -model.flow.flow(ctx[idx].to(device)).log_prob(feats[idx].to(device)).mean()
+                    loss = -flow(ctx[idx].to(device)).log_prob(feats[idx].to(device)).mean()
                     flow_opt.zero_grad()
                     loss.backward()
                     flow_opt.step()
@@ -233,10 +265,10 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet, 
                 run.tick(phase, offset + state[key], total, float(np.mean(window)))
                 window = []
             if state[key] % opts.checkpoint_every == 0:
-                _unwrap(model, net, flow)
+                _unwrap(model)
                 run.save({"flow": flow_opt, "net": net_opt})
-                _rewrap(model, world, device)
-        _unwrap(model, net, flow)
+                _wrap(model, world, device)
+        _unwrap(model)
         finished = state["step"] >= c["diffusion_steps"] if teacher is None else state["cm_step"] >= c["cm_steps"]
         if finished and teacher is None and rank == 0 and model.occupancy is None:
             model.eval()
@@ -247,13 +279,26 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet, 
         run.close()
 
 
-def _unwrap(model, net, flow) -> None:
-    model.denoiser.net, model.flow.flow = net, flow
+def _trained_parts(model) -> list[tuple[torch.nn.Module, str]]:
+    """(parent, attribute) of every separately called trained module: ShowerFlow's flow, the point
+    network, and CaloClouds' encoder and latent flow."""
+    parts = [(model.flow, "flow"), (model.denoiser, "net")]
+    return parts + [(model.denoiser, k) for k in ("encoder", "latent_flow") if hasattr(model.denoiser, k)]
 
 
-def _rewrap(model, world: int, device: str) -> None:
+def _wrap(model, world: int, device: str) -> None:
+    """Each trained part in DistributedDataParallel (its gradients averaged over the ranks)."""
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [device] if device.startswith("cuda") else None
-        model.denoiser.net, model.flow.flow = DDP(model.denoiser.net, device_ids=ids), DDP(model.flow.flow, device_ids=ids)
+        for parent, attr in _trained_parts(model):
+            setattr(parent, attr, DDP(getattr(parent, attr), device_ids=ids))
+
+
+def _unwrap(model) -> None:
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    for parent, attr in _trained_parts(model):
+        if isinstance(getattr(parent, attr), DDP):
+            setattr(parent, attr, getattr(parent, attr).module)
