@@ -107,13 +107,16 @@ class CaloClouds(CaloClouds2):
                 torch.manual_seed(int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator)))
                 z = p.latent_flow(context).sample()
             x = torch.randn((len(context), n_max, 4), generator=generator, device=context.device)
-            ctx = torch.cat([context, z], -1)
-            for t in range(len(self.betas) - 1, -1, -1):
-                tt = torch.full((len(x),), t, device=x.device, dtype=torch.long)
-                eps = p.net(x, self._sigma(tt), ctx)
-                a, ab, b = 1 - self.betas[t], self.alpha_bar[t], self.betas[t]
-                x = (x - b / (1 - ab).sqrt() * eps) / a.sqrt()
-                if t > 0:
-                    var = b * (1 - self.alpha_bar[t - 1]) / (1 - ab)
-                    x = x + var.sqrt() * torch.randn(x.shape, generator=generator, device=x.device)
-        return x
+
+            def denoise(x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:  # all steps, on a slice of showers
+                for t in range(len(self.betas) - 1, -1, -1):
+                    tt = torch.full((len(x),), t, device=x.device, dtype=torch.long)
+                    eps = p.net(x, self._sigma(tt), ctx)
+                    a, ab, b = 1 - self.betas[t], self.alpha_bar[t], self.betas[t]
+                    x = (x - b / (1 - ab).sqrt() * eps) / a.sqrt()
+                    if t > 0:
+                        var = b * (1 - self.alpha_bar[t - 1]) / (1 - ab)
+                        x = x + var.sqrt() * torch.randn(x.shape, generator=generator, device=x.device)
+                return x
+
+            return self.in_slices(denoise, x, torch.cat([context, z], -1))

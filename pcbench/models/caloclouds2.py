@@ -108,10 +108,11 @@ class CaloClouds2(nn.Module):
         return self.in_slices(lambda xs, cs: sample_heun(self.ema, xs, sigmas, cs), x, context)
 
     @staticmethod
-    def in_slices(fn, x: torch.Tensor, context: torch.Tensor, points: int = 4096) -> torch.Tensor:
-        """fn(x, context) over slices of about ``points`` points (whole showers): the network is
-        point-wise, and small slices keep the activations in cache (on 2 CPU cores, batch 64 of
-        1,500-point showers ran 1.5x faster per shower with the one-step model)."""
+    def in_slices(fn, x: torch.Tensor, context: torch.Tensor, points: int = 2048) -> torch.Tensor:
+        """fn(x, context) over slices of whole showers, about ``points`` points each (at least one
+        shower): the network is point-wise, and small slices keep the activations in cache (on 2
+        CPU cores the one-step model ran 1.7x faster per shower at batch 64 of 1,500-point
+        showers than on the whole batch, ``benchmarks/shower_generation_time.py``)."""
         step = max(1, points // max(x.shape[1], 1))
         if step >= len(x):
             return fn(x, context)

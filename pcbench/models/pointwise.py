@@ -5,6 +5,11 @@ context (incident energy, number of points) and the noise level: a stack of "con
 layers y = (W x + b) * sigmoid(G c) + H c, c = [context, time embedding], with LeakyReLU between
 them.  The time embedding is random Fourier features of ln(sigma) / 4 (fixed) and a linear
 layer.  Shapes: x (B, N, d), sigma (B,), context (B, C) -> (B, N, d).
+
+Without autograd (sampling) each layer folds the shower's gate and bias into its weights,
+y = x (W^T diag(g)) + (b g + h), one batched matrix product per layer instead of a product and
+two passes over the (B, N, d_out) output: the same numbers to float32 rounding, about 10 % faster
+on CPU (``benchmarks/shower_generation_time.py``).
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ConcatSquashLinear", "PointWiseNet"]
 
 
 class ConcatSquashLinear(nn.Module):
-    """y = layer(x) * sigmoid(gate(ctx)) + bias(ctx)."""
+    """y = layer(x) * sigmoid(gate(ctx)) + bias(ctx); ``fold``: without autograd, fold the gate and
+    bias into per-shower weights (a class switch, for checks and timings of the plain form)."""
+
+    fold = True
 
     def __init__(self, dim_in: int, dim_out: int, dim_ctx: int):
         super().__init__()
@@ -28,7 +37,11 @@ class ConcatSquashLinear(nn.Module):
 
     def forward(self, ctx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """ctx (B, 1, C), x (B, N, d_in) -> (B, N, d_out)."""
-        return self.layer(x) * torch.sigmoid(self.gate(ctx)) + self.bias(ctx)
+        gate = torch.sigmoid(self.gate(ctx))
+        if torch.is_grad_enabled() or not self.fold:
+            return self.layer(x) * gate + self.bias(ctx)
+        weight = self.layer.weight.T * gate  # (B, d_in, d_out)
+        return torch.baddbmm(self.layer.bias * gate + self.bias(ctx), x, weight)
 
 
 class PointWiseNet(nn.Module):
@@ -43,7 +56,6 @@ class PointWiseNet(nn.Module):
         self.time = nn.Linear(time_dim, time_dim)
         dims = (point_dim, *widths, point_dim)
         self.layers = nn.ModuleList(ConcatSquashLinear(a, b, context_dim + time_dim) for a, b in zip(dims[:-1], dims[1:]))
-        self.act = nn.LeakyReLU()
 
     def time_embedding(self, sigma: torch.Tensor) -> torch.Tensor:
         """(B,) -> (B, time_dim)."""
@@ -55,5 +67,5 @@ class PointWiseNet(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(ctx, x)
             if i < len(self.layers) - 1:
-                x = self.act(x)
+                x = F.leaky_relu(x, 0.01, inplace=not torch.is_grad_enabled())  # in place: a fresh tensor
         return x
