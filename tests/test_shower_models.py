@@ -20,7 +20,7 @@ from pcbench.models.caloclouds2 import CaloClouds2
 from pcbench.models.caloclouds2_cm import CaloClouds2CM
 from pcbench.models.edm import Denoiser, karras_sigmas, sample_euler, sample_heun
 from pcbench.models.pointwise import PointWiseNet
-from pcbench.models.shower_flow import ShowerStats, shower_quantities
+from pcbench.models.shower_flow import ShowerStats, by_rows, shower_quantities
 from pcbench.models.shower_pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
                                           calibrate_layer_energy)
 from pcbench.models.shower_training import ShowerTrainOptions, load_shower_model, shower_model_config, train_shower_model
@@ -130,10 +130,12 @@ def test_shower_quantities_and_flow_round_trip(ild_train):
     g = get_geometry("ild-ecal")
     q = shower_quantities(ild_train.points, ild_train.mask, g)
     assert np.array_equal(q["points_per_layer"].sum(1), ild_train.mask.sum(1))
+    chunked = by_rows(lambda p, m: shower_quantities(p, m, g), ild_train.points, ild_train.mask, chunk=7)
+    assert all(np.array_equal(chunked[k], q[k], equal_nan=True) for k in q)  # row-wise: chunks change nothing
     assert np.allclose(q["energy_per_layer"].sum(1), ild_train.points[..., 3].sum(1), rtol=1e-5)
     model = CaloClouds2(shower_model_config("caloclouds2", "small", **TINY), ShowerStats.fit(ild_train.points, ild_train.mask, g))
-    f = model.flow.encode(q)
-    back = model.flow.decode(f.astype(np.float64))
+    f = model.flow.encode(q, ild_train.incident_energy)
+    back = model.flow.decode(f.astype(np.float64), ild_train.incident_energy)
     assert np.allclose(back["n_points"], q["n_points"]) and np.allclose(back["e_sum"], q["e_sum"], rtol=1e-5)
     assert np.allclose(back["energy_fractions"], q["energy_per_layer"] / q["e_sum"][:, None], atol=1e-6)
 
@@ -291,6 +293,7 @@ def test_voxels_become_one_point_per_voxel_above_threshold(ds2_voxels):
 
 def test_caloclouds2_on_calochallenge_voxels_trains_samples_and_evaluates(ds2_voxels, tmp_path):
     from pcbench.evaluate import evaluate
+    from pcbench.models.shower_training import as_point_showers
 
     cfg = shower_model_config("caloclouds2", "small", **{**TINY, "diffusion_steps": 30})
     path = train_shower_model("caloclouds2", cfg, ds2_voxels, ShowerTrainOptions(out_dir=tmp_path / "m", progress=False,
@@ -300,6 +303,15 @@ def test_caloclouds2_on_calochallenge_voxels_trains_samples_and_evaluates(ds2_vo
     e = ds2_voxels.incident_energy.astype(np.float64)
     assert model.stats.e_inc_log and model.stats.e_inc_lo == pytest.approx(e.min())  # 1 GeV - 1 TeV: log conditioning
     assert np.allclose(model.flow.context(np.array([e.min(), e.max()])).ravel(), [0.0, 1.0], atol=1e-6)
+    st = model.stats  # voxel energies span decades: the point model sees log E over the training range
+    assert st.point_e_log and st.point_e_lo >= 0.5e-3 / 0.033
+    grid_e = np.geomspace(st.point_e_lo, st.point_e_hi, 7)
+    assert np.allclose(st.point_energy_to_model(grid_e), np.linspace(-1, 1, 7))
+    assert np.allclose(st.point_energy_from_model(st.point_energy_to_model(grid_e)), grid_e, rtol=1e-9)
+    pts, _ = as_point_showers(ds2_voxels)
+    q = shower_quantities(pts.points, pts.mask, model.layers)  # wide range: e_sum / E_inc and log n as features
+    back = model.flow.decode(model.flow.encode(q, e).astype(np.float64), e)
+    assert np.allclose(back["e_sum"], q["e_sum"], rtol=1e-5) and np.array_equal(back["n_points"], q["n_points"])
     ref = formats.write(tmp_path / "ref.h5", ds2_voxels)
     out = tmp_path / "gen.h5"
     res = CliRunner().invoke(cli, ["sample", str(path), "-n", "32", "-o", str(out), "--energies-from", str(ref)])

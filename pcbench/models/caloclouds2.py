@@ -26,7 +26,7 @@ from ..data.containers import ShowerPointSet, VoxelShowerSet
 from ..geometry import Geometry, LayerStack, get_geometry, layer_stack
 from .edm import Denoiser, edm_loss, karras_sigmas, sample_heun
 from .pointwise import PointWiseNet
-from .shower_flow import ShowerFlow, ShowerStats
+from .shower_flow import ShowerFlow, ShowerStats, by_rows
 from .shower_pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
                               calibrate_layer_energy, project_showers)
 
@@ -72,14 +72,16 @@ class CaloClouds2(nn.Module):
 
     # --- coordinates ---------------------------------------------------------------------------
     def to_model(self, points: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """(N, P, 4) pcbench points (point convention, MeV) -> model space; padded points stay 0."""
+        """(N, P, 4) pcbench points (point convention, MeV) -> model space (float32); padded points stay 0."""
+        if len(points) > 2048:
+            return by_rows(self.to_model, points, mask)
         g, s = self.layers, self.stats
         u, v = g.plane_axes
         layer = g.layer_of(points[..., g.depth_axis]).reshape(mask.shape)
         out = np.stack([(points[..., u] - s.u_range[0]) / (s.u_range[1] - s.u_range[0]) * 2 - 1,
                         (np.maximum(layer, 0) + 0.5) / g.n_layers * 2 - 1,
                         (points[..., v] - s.v_range[0]) / (s.v_range[1] - s.v_range[0]) * 2 - 1,
-                        points[..., 3] / s.point_e_scale], -1)
+                        s.point_energy_to_model(points[..., 3])], -1)
         return np.where(mask[..., None], out, 0.0).astype(np.float32)
 
     def point_context(self, e_inc_mev: np.ndarray, n_points: np.ndarray) -> torch.Tensor:
@@ -160,7 +162,7 @@ class CaloClouds2(nn.Module):
         else:
             layer = np.clip(np.floor((x[..., 1] + 1) / 2 * g.n_layers), 0, g.n_layers - 1).astype(np.int64)
             pts[..., d] = g.depths[layer]
-        energy = np.clip(x[..., 3], 0, None) * s.point_e_scale
+        energy = s.point_energy_from_model(x[..., 3])
         layer = g.layer_of(pts[..., d]).reshape(mask.shape)
         if steps.layer_energy:
             energy = calibrate_layer_energy(energy, layer, mask, q["energy_fractions"] * q["e_sum"][:, None])

@@ -7,14 +7,17 @@ The flow is zuko's neural spline flow with rational-quadratic spline coupling tr
 (``passes=2``), conditioned on the incident energy as ``ShowerStats.condition`` scales it:
 E_inc [GeV] / 100 for a narrow range (CaloClouds' convention, ILD's 10-90 GeV), and
 log(E_inc / E_min) / log(E_max / E_min) when the training energies span more than a factor 10
-(CaloChallenge: 1 GeV - 1 TeV).  ``ShowerStats`` holds the normalisations fitted on the training
-showers.
+(CaloChallenge: 1 GeV - 1 TeV).  Over such a wide range the flow also sees the visible energy as
+a fraction of E_inc and the number of points on a log scale (both vary by decades with E_inc
+otherwise).  ``ShowerStats`` holds the normalisations fitted on the training showers, and the
+point-energy scale of the point model (linear, or logarithmic for voxel energies that span six
+decades).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -22,7 +25,7 @@ from torch import nn
 
 from ..geometry.layers import LayerStack, layer_stack
 
-__all__ = ["ShowerStats", "shower_quantities", "ShowerFlow"]
+__all__ = ["ShowerStats", "shower_quantities", "ShowerFlow", "by_rows"]
 
 
 @dataclass(frozen=True)
@@ -38,29 +41,51 @@ class ShowerStats:
     point_e_scale: float   # point energies [MeV] are divided by this for the diffusion
     u_range: tuple[float, float]  # the window of the plane coordinates scaled to [-1, 1] [mm]
     v_range: tuple[float, float]
-    e_inc_log: bool = False       # the conditioning: log-scaled between e_inc_lo and e_inc_hi [MeV] ...
-    e_inc_lo: float = 0.0
-    e_inc_hi: float = 1e5         # ... or linear: (E_inc - lo) / (hi - lo) (E_inc [GeV] / 100 by default)
+    e_inc_log: bool = False       # wide range: log-scaled conditioning between e_inc_lo and e_inc_hi [MeV],
+    e_inc_lo: float = 0.0         # e_sum / E_inc and log n_points as flow features; else linear
+    e_inc_hi: float = 1e5         # conditioning (E_inc - lo) / (hi - lo) (E_inc [GeV] / 100 by default)
+    point_e_log: bool = False     # point energies log-scaled over [point_e_lo, point_e_hi] [MeV] (else / point_e_scale)
+    point_e_lo: float = 0.0
+    point_e_hi: float = 0.0
 
     @classmethod
-    def fit(cls, points: np.ndarray, mask: np.ndarray, layers: LayerStack, incident_energy: np.ndarray | None = None
-            ) -> ShowerStats:
+    def fit(cls, points: np.ndarray, mask: np.ndarray, layers: LayerStack, incident_energy: np.ndarray | None = None,
+            log_point_energy: bool = False) -> ShowerStats:
         """Normalisations of the showers (N, P, 4) [mm or layer units, MeV]; with ``incident_energy``
-        [MeV] spanning more than a factor 10 the conditioning becomes logarithmic over its range."""
+        [MeV] spanning more than a factor 10 the flow's conditioning and features go logarithmic
+        (module docstring); ``log_point_energy`` for voxel showers."""
         layers = layer_stack(layers)
         q = shower_quantities(points, mask, layers)
         real = points[mask]
         u, v = layers.plane_axes
-        energy: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        e_sum = q["e_sum"]
         if incident_energy is not None and incident_energy.min() > 0 and incident_energy.max() > 10 * incident_energy.min():
-            energy = {"e_inc_log": True, "e_inc_lo": float(incident_energy.min()), "e_inc_hi": float(incident_energy.max())}
+            extra = {"e_inc_log": True, "e_inc_lo": float(incident_energy.min()), "e_inc_hi": float(incident_energy.max())}
+            e_sum = e_sum / incident_energy
+        if log_point_energy:
+            extra.update(point_e_log=True, point_e_lo=float(real[:, 3].min()), point_e_hi=float(real[:, 3].max()))
 
         def window(a: np.ndarray) -> tuple[float, float]:  # mean +- 2 std: the scaled points have std 0.5 = sigma_data
             return float(a.mean() - 2 * a.std()), float(a.mean() + 2 * a.std() + 1e-6)
 
-        return cls(layers.n_layers, int(mask.sum(1).max()), float(q["n_points"].max()), float(q["e_sum"].max()),
+        return cls(layers.n_layers, int(mask.sum(1).max()), float(q["n_points"].max()), float(e_sum.max()),
                    tuple(float(v) for v in np.nanmean(q["cog"], 0)), tuple(float(v) for v in np.nanstd(q["cog"], 0) + 1e-6),
-                   float(np.quantile(real[:, 3], 0.99)), window(real[:, u]), window(real[:, v]), **energy)
+                   float(np.quantile(real[:, 3], 0.99)), window(real[:, u]), window(real[:, v]), **extra)
+
+    def point_energy_to_model(self, e_mev: np.ndarray) -> np.ndarray:
+        """Point energies [MeV] -> the point model's energy coordinate."""
+        if not self.point_e_log:
+            return e_mev / self.point_e_scale
+        lo, hi = np.log(self.point_e_lo), np.log(self.point_e_hi)
+        return (np.log(np.maximum(e_mev, self.point_e_lo)) - lo) / (hi - lo) * 2 - 1
+
+    def point_energy_from_model(self, x: np.ndarray) -> np.ndarray:
+        """The inverse [MeV] (negative linear energies -> 0; log scale clipped to 1.5x its range)."""
+        if not self.point_e_log:
+            return np.clip(x, 0, None) * self.point_e_scale
+        lo, hi = np.log(self.point_e_lo), np.log(self.point_e_hi)
+        return np.exp(lo + (np.clip(x, -1.5, 1.5) + 1) / 2 * (hi - lo))
 
     def condition(self, e_inc_mev: np.ndarray) -> np.ndarray:
         """(N,) float32 incident energies [MeV] scaled to about [0, 1] (see the module docstring)."""
@@ -79,11 +104,24 @@ class ShowerStats:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
+def by_rows(fn: Callable[..., Any], *arrays: np.ndarray, chunk: int = 2048) -> Any:
+    """fn over chunks of showers (rows) of ``arrays``, joined (arrays, or dicts of arrays): row-wise
+    work on 100k-shower sets without float64 temporaries of the whole set."""
+    if len(arrays[0]) <= chunk:
+        return fn(*arrays)
+    parts = [fn(*(a[i:i + chunk] for a in arrays)) for i in range(0, len(arrays[0]), chunk)]
+    if isinstance(parts[0], dict):
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return np.concatenate(parts)
+
+
 def shower_quantities(points: np.ndarray, mask: np.ndarray, layers: LayerStack) -> dict[str, np.ndarray]:
     """Per shower (N,): ``n_points``, ``e_sum`` [MeV], ``cog`` (N, 3) [point units], ``points_per_layer``
     and ``energy_per_layer`` (N, L) (counts and MeV); points outside every layer count in no layer.
     ``layers``: a ``LayerStack`` or a geometry."""
     layers = layer_stack(layers)
+    if len(points) > 2048:
+        return by_rows(lambda p, m: shower_quantities(p, m, layers), points, mask)
     e = np.where(mask, points[..., 3], 0.0).astype(np.float64)
     e_sum = e.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -111,20 +149,31 @@ class ShowerFlow(nn.Module):
         self.flow = zuko.flows.NSF(self.n_features, context=1, bins=bins, transforms=transforms, passes=2,
                                    hidden_features=hidden)
 
-    def encode(self, q: dict[str, np.ndarray]) -> np.ndarray:
-        """Quantities -> normalised flow features (N, F)."""
+    def encode(self, q: dict[str, np.ndarray], e_inc_mev: np.ndarray) -> np.ndarray:
+        """Quantities of showers at E_inc (N,) [MeV] -> normalised flow features (N, F)."""
         s = self.stats
         with np.errstate(invalid="ignore", divide="ignore"):
             fp = q["points_per_layer"] / np.maximum(q["points_per_layer"].sum(1, keepdims=True), 1)
             fe = q["energy_per_layer"] / np.maximum(q["energy_per_layer"].sum(1, keepdims=True), 1e-12)
         cog = (np.nan_to_num(q["cog"], nan=0.0) - np.asarray(s.cog_mean)) / np.asarray(s.cog_std)
-        return np.column_stack([q["n_points"] / s.n_scale, q["e_sum"] / s.e_scale, cog, fp, fe]).astype(np.float32)
+        if s.e_inc_log:
+            n = np.log(np.maximum(q["n_points"], 1)) / np.log(s.n_scale)
+            e = q["e_sum"] / np.asarray(e_inc_mev, np.float64) / s.e_scale
+        else:
+            n, e = q["n_points"] / s.n_scale, q["e_sum"] / s.e_scale
+        return np.column_stack([n, e, cog, fp, fe]).astype(np.float32)
 
-    def decode(self, f: np.ndarray) -> dict[str, np.ndarray]:
-        """Flow features -> quantities (clipped to physical values; fractions renormalised)."""
+    def decode(self, f: np.ndarray, e_inc_mev: np.ndarray) -> dict[str, np.ndarray]:
+        """Flow features of showers at E_inc (N,) [MeV] -> quantities (clipped to physical values;
+        fractions renormalised)."""
         s, L = self.stats, self.stats.n_layers
-        n = np.clip(np.rint(f[:, 0] * s.n_scale), 1, s.max_points)
-        e_sum = np.clip(f[:, 1] * s.e_scale, 1e-3 * s.e_scale, None)
+        if s.e_inc_log:
+            n = np.exp(np.clip(f[:, 0], 0, 1.5) * np.log(s.n_scale))
+            e_sum = np.clip(f[:, 1] * s.e_scale, 1e-3 * s.e_scale, None) * np.asarray(e_inc_mev, np.float64)
+        else:
+            n = f[:, 0] * s.n_scale
+            e_sum = np.clip(f[:, 1] * s.e_scale, 1e-3 * s.e_scale, None)
+        n = np.clip(np.rint(n), 1, s.max_points)
         cog = f[:, 2:5] * np.asarray(s.cog_std) + np.asarray(s.cog_mean)
         fp, fe = np.clip(f[:, 5:5 + L], 0, None), np.clip(f[:, 5 + L:5 + 2 * L], 0, None)
         fp = fp / np.maximum(fp.sum(1, keepdims=True), 1e-12)
@@ -144,4 +193,4 @@ class ShowerFlow(nn.Module):
         with torch.random.fork_rng():
             torch.manual_seed(generator_seed)
             f = self.flow(self.context(e_inc_mev)).sample()
-        return self.decode(f.numpy().astype(np.float64))
+        return self.decode(f.numpy().astype(np.float64), e_inc_mev)

@@ -197,7 +197,8 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet |
     else:
         teacher = None
         cls = SHOWER_MODELS[name]
-        stats = ShowerStats.fit(data.points, data.mask, layer_stack(get_geometry(config["grid"])), data.incident_energy)
+        stats = ShowerStats.fit(data.points, data.mask, layer_stack(get_geometry(config["grid"])), data.incident_energy,
+                                log_point_energy=on_geometry is not None)
         model = cls(config, stats).to(device)
     c = model.config
     state: dict[str, Any] = {"flow_epoch": 0, "step": 0, "cm_step": 0, "history": []}
@@ -221,7 +222,8 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet |
     window: list[float] = []  # losses since the last history entry (their mean is recorded)
     try:
         if teacher is None:
-            feats = torch.as_tensor(model.flow.encode(shower_quantities(data.points, data.mask, model.layers)))
+            feats = torch.as_tensor(model.flow.encode(shower_quantities(data.points, data.mask, model.layers),
+                                                      data.incident_energy))
             flow = model.flow.flow
             ctx = model.flow.context(data.incident_energy)
             while state["flow_epoch"] < c["flow_epochs"] and not run.out_of_time():
