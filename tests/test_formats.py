@@ -79,6 +79,35 @@ def test_pcbench_points_round_trip(tmp_path):
     assert back.attrs["pcbench_kind"] == "point-showers"
 
 
+def test_showers_written_in_parts_equal_one_write(tmp_path):
+    """write_showers streams parts (one in memory at a time) into the file ``write`` would make."""
+    from pcbench.data.formats import write_showers
+
+    from pcbench.geometry import get_geometry
+
+    d = get_geometry("ild-ecal").layer_depths
+    pts = np.zeros((5, 4, 4), np.float32)
+    pts[:, :3] = [[1.0, d[0], -3.0, 0.5], [2.0, d[3], 4.0, 1.5], [0.0, d[7], 1.0, 0.25]]
+    pts[1, 2] = 0.0
+    data = ShowerPointSet(pts, pts[..., 3] > 0, np.arange(1, 6, dtype=np.float32) * 1e4)
+    for layout in (None, "ild"):
+        whole = read(write(tmp_path / f"whole_{layout}.h5", data, {"model": "m"}, layout=layout))
+        parts = read(write_showers(tmp_path / f"parts_{layout}.h5", [data.subset(slice(0, 2)), data.subset(slice(2, 5))],
+                                   {"model": "m"}, layout=layout))
+        assert np.array_equal(parts.points, whole.points) and np.array_equal(parts.mask, whole.mask)
+        assert np.array_equal(parts.incident_energy, whole.incident_energy) and parts.attrs["model"] == "m"
+    vox = VoxelShowerSet(np.arange(12, dtype=np.float32).reshape(3, 4), np.ones(3, np.float32) * 5e3, "g")
+    back = read(write_showers(tmp_path / "v.h5", (vox.subset(slice(i, i + 1)) for i in range(3))))
+    assert np.array_equal(back.voxels, vox.voxels) and back.geometry == "g"
+    narrow = data.subset(slice(0, 1))
+    narrow = ShowerPointSet(narrow.points[:, :3], narrow.mask[:, :3], narrow.incident_energy)
+    with pytest.raises(FormatError, match="bad.h5: part of point-showers with points rows"):
+        write_showers(tmp_path / "bad.h5", [data, narrow])
+    with pytest.raises(FormatError, match="no showers"):
+        write_showers(tmp_path / "empty.h5", [])
+    assert not (tmp_path / "bad.h5").exists() and not (tmp_path / "empty.h5").exists()  # nothing half-written
+
+
 def test_write_is_atomic_on_failure(tmp_path):
     pf, jf = jetnet_arrays(5)
     good = write(tmp_path / "s.h5", JetSet.from_jetnet(pf, jf, "q"))

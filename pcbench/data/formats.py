@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ __all__ = [
     "iter_raw",
     "read",
     "write",
+    "write_showers",
     "read_attrs",
 ]
 
@@ -240,6 +241,37 @@ def read(path: str | os.PathLike[str], rows: slice = slice(None)) -> Container:
         raise FormatError(f"{path}: {exc}") from None
 
 
+def _file_attrs(container_attrs: dict[str, Any], attrs: dict[str, Any] | None) -> dict[str, Any]:
+    """The root attributes of a written file: the container's provenance and ``attrs``, without
+    what only describes the in-memory form."""
+    meta = {**container_attrs, **(attrs or {})}
+    for k in ("source_file", "layout", "y_unit"):
+        meta.pop(k, None)
+    return meta
+
+
+def _set_attrs(f: h5py.File, kind: str, meta: dict[str, Any]) -> None:
+    f.attrs["pcbench_kind"] = kind
+    f.attrs["pcbench_schema"] = SCHEMA_VERSION
+    for k, v in sorted(meta.items()):
+        if v is not None:
+            f.attrs[k] = _encode(v)
+
+
+def _shower_rows(path: Path, data: ShowerPointSet | VoxelShowerSet, layout: str | None
+                 ) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
+    """(kind, dataset name -> rows, attributes) of showers in the file layout."""
+    if isinstance(data, VoxelShowerSet):
+        return "voxel-showers", {"incident_energies": data.incident_energy[:, None], "showers": data.voxels}, \
+            {"geometry": data.geometry}
+    if data.attrs.get("y_unit", "mm") != "mm":
+        raise FormatError(f"{path}: points must have y in mm to be written; convert layer units first")
+    if layout == "ild":
+        return "point-showers", {"events": ild_points_to_events(data.points, data.mask),
+                                 "energy": data.incident_energy[:, None] / 1000.0}, {"y_unit": "layer"}
+    return "point-showers", {"points": data.points, "incident_energies": data.incident_energy[:, None]}, {}
+
+
 def write(path: str | os.PathLike[str], data: Container, attrs: dict[str, Any] | None = None,
           compression: str | None = "gzip", layout: str | None = None) -> Path:
     """Write a container in pcbench's schema, atomically (temporary file, then rename).
@@ -251,41 +283,47 @@ def write(path: str | os.PathLike[str], data: Container, attrs: dict[str, Any] |
     dicts and lists are JSON-encoded.  Returns the path written.
     """
     path = Path(path)
-    meta = {**data.attrs, **(attrs or {})}
-    meta.pop("source_file", None)
-    meta.pop("layout", None)
-    meta.pop("y_unit", None)
+    if not isinstance(data, JetSet):
+        return write_showers(path, [data], attrs, compression, layout)
+    meta = _file_attrs(data.attrs, attrs)
     with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
         opts = {"compression": compression} if compression else {}
-        if isinstance(data, JetSet):
-            kind = "jets"
-            f.create_dataset("particle_features", data=data.particle_features, **opts)
-            f.create_dataset("jet_features", data=data.jets, **opts)
-            types = np.unique(data.jet_type)
-            if len(types) == 1 and types[0] >= 0:
-                meta["jet_type"] = JET_TYPES[types[0]]
-            else:
-                f.create_dataset("jet_type", data=data.jet_type)
-        elif isinstance(data, VoxelShowerSet):
-            kind = "voxel-showers"
-            f.create_dataset("incident_energies", data=data.incident_energy[:, None], **opts)
-            f.create_dataset("showers", data=data.voxels, **opts)
-            if data.geometry:
-                meta["geometry"] = data.geometry
+        f.create_dataset("particle_features", data=data.particle_features, **opts)
+        f.create_dataset("jet_features", data=data.jets, **opts)
+        types = np.unique(data.jet_type)
+        if len(types) == 1 and types[0] >= 0:
+            meta["jet_type"] = JET_TYPES[types[0]]
         else:
-            kind = "point-showers"
-            if data.attrs.get("y_unit", "mm") != "mm":
-                raise FormatError(f"{path}: points must have y in mm to be written; convert layer units first")
-            if layout == "ild":
-                f.create_dataset("events", data=ild_points_to_events(data.points, data.mask), **opts)
-                f.create_dataset("energy", data=data.incident_energy[:, None] / 1000.0, **opts)
-                meta["y_unit"] = "layer"
-            else:
-                f.create_dataset("points", data=data.points, **opts)
-                f.create_dataset("incident_energies", data=data.incident_energy[:, None], **opts)
-        f.attrs["pcbench_kind"] = kind
-        f.attrs["pcbench_schema"] = SCHEMA_VERSION
-        for k, v in sorted(meta.items()):
-            if v is not None:
-                f.attrs[k] = _encode(v)
+            f.create_dataset("jet_type", data=data.jet_type)
+        _set_attrs(f, "jets", meta)
+    return path
+
+
+def write_showers(path: str | os.PathLike[str], parts: Iterable[ShowerPointSet | VoxelShowerSet],
+                  attrs: dict[str, Any] | None = None, compression: str | None = "gzip", layout: str | None = None
+                  ) -> Path:
+    """Write shower containers one after another into one file (as ``write`` writes one),
+    atomically, holding one part in memory at a time.  The parts must be of one kind and have the
+    same number of points (or voxels) per shower; the first part's ``attrs`` are the file's."""
+    path = Path(path)
+    kind, meta = None, {}
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+        opts = {"compression": compression} if compression else {}
+        for data in parts:
+            part_kind, rows, extra = _shower_rows(path, data, layout)
+            if kind is None:
+                kind, meta = part_kind, {**_file_attrs(data.attrs, attrs), **{k: v for k, v in extra.items() if v}}
+                for name, a in rows.items():
+                    f.create_dataset(name, shape=(0, *a.shape[1:]), maxshape=(None, *a.shape[1:]), dtype=a.dtype,
+                                     chunks=(max(1, min(len(a), (1 << 18) // max(1, a[0].size))), *a.shape[1:]), **opts)
+            for name, a in rows.items():
+                d = f[name]
+                if part_kind != kind or d.shape[1:] != a.shape[1:]:
+                    raise FormatError(f"{path}: part of {part_kind} with {name} rows {a.shape[1:]} after {kind} with "
+                                      f"{d.shape[1:]}: the parts of one file must match")
+                d.resize(len(d) + len(a), axis=0)
+                d[len(d) - len(a):] = a
+        if kind is None:
+            raise FormatError(f"{path}: no showers to write")
+        _set_attrs(f, kind, meta)
     return path

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..._io import atomic_path
 
-__all__ = ["chunk_seeds", "run_chunks", "settings_digest"]
+__all__ = ["chunk_seeds", "run_chunks", "run_chunk_files", "load_chunk", "settings_digest"]
 
 #: A chunk maker: (seed, number of objects) -> arrays with that many rows.
 ChunkFn = Callable[[int, int], dict[str, np.ndarray]]
@@ -47,15 +47,26 @@ def _save_chunk(path: Path, arrays: dict[str, np.ndarray]) -> None:
             np.savez(fh, **arrays)
 
 
-def _load_chunk(path: Path) -> dict[str, np.ndarray]:
+def load_chunk(path: Path, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """A saved chunk's arrays (only ``keys``, if given)."""
     with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+        return {k: z[k] for k in (keys or z.files)}
 
 
 def run_chunks(fn: ChunkFn, n_total: int, seed: int, work_dir: Path, settings: dict[str, Any],
                chunk_size: int = 250, workers: int = 1, resume: bool = False,
                description: str = "simulating", progress: bool = True) -> dict[str, np.ndarray]:
-    """Run ``fn`` over all chunks and return the concatenated arrays (``n_total`` rows).
+    """``run_chunk_files``, then the chunks' arrays concatenated (``n_total`` rows)."""
+    parts = [load_chunk(p) for p in run_chunk_files(fn, n_total, seed, work_dir, settings, chunk_size, workers,
+                                                    resume, description, progress)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def run_chunk_files(fn: ChunkFn, n_total: int, seed: int, work_dir: Path, settings: dict[str, Any],
+                    chunk_size: int = 250, workers: int = 1, resume: bool = False,
+                    description: str = "simulating", progress: bool = True) -> list[Path]:
+    """Run ``fn`` over all chunks, each saved to ``work_dir`` as it finishes; returns their files
+    in order (``load_chunk`` reads one).
 
     Args:
         fn: picklable chunk maker (a module-level function or a ``functools.partial`` of one).
@@ -108,5 +119,4 @@ def run_chunks(fn: ChunkFn, n_total: int, seed: int, work_dir: Path, settings: d
     finally:
         if bar:
             bar.stop()
-    parts = [_load_chunk(p) for p in paths]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return paths

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import numpy as np
 from ...geometry import get_geometry
 from ...geometry.grid import LayeredGrid
 from ..containers import ShowerPointSet, VoxelShowerSet
-from .chunks import run_chunks
+from .chunks import load_chunk, run_chunk_files
 from .gflash import ShowerModel, draw_showers, sample_spots
 
 __all__ = ["ShowerTarget", "SHOWER_TARGETS", "simulate_showers", "simulate_shower_chunk"]
@@ -179,18 +180,22 @@ def simulate_showers(target: str | ShowerTarget, n: int, out: str | Path, seed: 
                 "energy_range_mev": list(t.energy_range), "log_uniform": t.log_uniform,
                 "entry_point_mm": list(t.entry_point), "subcells": t.subcells, "max_points": t.max_points,
                 "sampling_fraction": t.sampling_fraction, "layer_x0": t.layer_x0}
-    arrays = run_chunks(functools.partial(simulate_shower_chunk, t), n, seed, work, settings, chunk_size=chunk_size,
-                        workers=workers, resume=resume, description=f"parameterised {t.name} showers",
-                        progress=progress)
+    files = run_chunk_files(functools.partial(simulate_shower_chunk, t), n, seed, work, settings, chunk_size=chunk_size,
+                            workers=workers, resume=resume, description=f"parameterised {t.name} showers",
+                            progress=progress)
+    leaked = np.concatenate([load_chunk(p, ("leaked_mev",))["leaked_mev"] for p in files])
     attrs = {"source": LABEL, "parameterised": True, "simulator": "pcbench GFlash-type parameterised EM showers",
              "seed": seed, "chunk_size": chunk_size, "settings": settings, "geometry": t.geometry,
-             "mean_leaked_energy_mev": float(arrays["leaked_mev"].mean())}
-    if "voxels" in arrays:
-        data: ShowerPointSet | VoxelShowerSet = VoxelShowerSet(arrays["voxels"], arrays["incident_energy"], t.geometry)
-        formats.write(out, data, attrs, compression="gzip")
-    else:
-        pts = arrays["points"]
-        data = ShowerPointSet(pts, pts[..., 3] > 0, arrays["incident_energy"], {"y_unit": "mm"})
-        formats.write(out, data, attrs, compression="gzip", layout="ild")
+             "mean_leaked_energy_mev": float(leaked.mean())}
+
+    def parts() -> Iterator[ShowerPointSet | VoxelShowerSet]:  # one chunk in memory at a time
+        for p in files:
+            a = load_chunk(p)
+            if "voxels" in a:
+                yield VoxelShowerSet(a["voxels"], a["incident_energy"], t.geometry)
+            else:
+                yield ShowerPointSet(a["points"], a["points"][..., 3] > 0, a["incident_energy"], {"y_unit": "mm"})
+
+    formats.write_showers(out, parts(), attrs, compression="gzip", layout="ild" if isinstance(get_geometry(t.geometry), LayeredGrid) else None)
     shutil.rmtree(work, ignore_errors=True)
     return out
