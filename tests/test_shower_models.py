@@ -3,7 +3,6 @@ model, the pipeline's calibrations, checkpoints, training steps and sampling."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np

@@ -62,10 +62,9 @@ def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: 
     shower [s] (whole pipeline, after a warm-up batch) and the hardware.
     """
     from ..evaluate import hardware
+    from ..geometry import LayeredGrid
     from .shower_pipeline import PipelineSteps, pipeline_attrs
     from .shower_training import load_shower_model
-
-    from ..geometry import LayeredGrid
 
     model, payload = load_shower_model(checkpoint, device)
     grid = model.grid
