@@ -6,7 +6,6 @@ import os
 import platform
 import re
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +65,7 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     if type(gen) is not type(ref):
         raise PcbenchError(f"{samples} holds {report.kind}, but the reference {reference} holds "
                            f"{type(ref).__name__}: evaluate against a reference of the same kind")
-    cfg = replace(JetSuiteConfig.named(profile), metrics=tuple(metrics))
+    cfg = JetSuiteConfig.named(profile, metrics=tuple(metrics))
     jet_type = infer_jet_type(ref, gen)
     values, settings, samples_used = jet_suite(gen, ref, cfg, jet_type, progress)
     result = _record(samples, report.kind or "jets", model or gen.attrs.get("model") or samples.stem, values,
@@ -128,13 +127,13 @@ def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | Non
     if kind == "voxel-showers":
         from .calochallenge import CaloSuiteConfig, calochallenge_suite
 
-        ccfg = replace(CaloSuiteConfig.named(profile), metrics=tuple(metrics))
+        ccfg = CaloSuiteConfig.named(profile, metrics=tuple(metrics))
         values, settings, used = calochallenge_suite(gen, ref, halves, geometry, ccfg, progress)
         seed = ccfg.seed
     else:
         from .ild import ILDSuiteConfig, ild_suite
 
-        icfg = replace(ILDSuiteConfig.named(profile), metrics=tuple(metrics))
+        icfg = ILDSuiteConfig.named(profile, metrics=tuple(metrics))
         values, settings, used = ild_suite(gen, ref, halves, geometry, icfg, progress)
         seed = icfg.seed
     result = _record(samples, kind, model or attrs.get("model") or samples.stem, values,

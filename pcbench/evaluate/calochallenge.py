@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._profiles import Profiles
 from ..geometry.cylindrical import CylindricalGeometry
 from ..metrics import calo_features, frechet, kernel
 from ..metrics.dnn_classifier import DNNSettings, dnn_classifier_test
@@ -31,7 +32,7 @@ CALO_SUITE_VERSION = "calochallenge-1"
 
 
 @dataclass(frozen=True)
-class CaloSuiteConfig:
+class CaloSuiteConfig(Profiles):
     """Settings; ``full`` is the challenge's (DNN 2 x 2048, 50 epochs), ``fast`` fits a CPU."""
 
     profile: str = "full"
@@ -49,15 +50,10 @@ class CaloSuiteConfig:
     chunk_rows: int = 2_000
     metrics: tuple[str, ...] = ()
 
-    @classmethod
-    def named(cls, profile: str) -> CaloSuiteConfig:
-        if profile == "full":
-            return cls()
-        if profile == "fast":
-            return cls(profile="fast", fpd_min_samples=1_000, fpd_max_samples=5_000, fpd_batches=5, fpd_points=5,
-                       kpd_batches=5, kpd_batch_size=1_000, sep_bootstrap=5, classifier="fast",
-                       lowlevel_values=20_000_000)
-        raise ValueError(f"unknown profile {profile!r}; expected 'full' or 'fast'")
+    FAST: ClassVar[dict[str, Any]] = {
+        "profile": "fast", "fpd_min_samples": 1_000, "fpd_max_samples": 5_000, "fpd_batches": 5, "fpd_points": 5,
+        "kpd_batches": 5, "kpd_batch_size": 1_000, "sep_bootstrap": 5, "classifier": "fast",
+        "lowlevel_values": 20_000_000}
 
 
 _SEP = ("e_ratio", "e_layer", "ec_eta", "ec_phi", "width_eta", "width_phi", "ec_r", "width_r", "sparsity", "cell")
@@ -193,8 +189,7 @@ def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshol
     if want("kpd"):
         step("KPD")
         out["kpd"] = kernel.kpd(hl_real[:, 1:], hl_gen[:, 1:], cfg.kpd_batches, cfg.kpd_batch_size, seed=cfg.seed)
-    dnn = DNNSettings.named(cfg.classifier)
-    dnn = DNNSettings(**{**asdict(dnn), "seed": cfg.seed})
+    dnn = DNNSettings.named(cfg.classifier, seed=cfg.seed)
     m = min(len(real.voxels), len(gen.voxels))
     if want("auc_low", "jsd_low"):
         step("low-level classifier")

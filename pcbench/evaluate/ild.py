@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._profiles import Profiles
 from ..geometry import project
 from ..geometry.grid import LayeredGrid
 from ..metrics import ild_observables as ild
@@ -23,7 +24,7 @@ ILD_SUITE_VERSION = "ild-1"
 
 
 @dataclass(frozen=True)
-class ILDSuiteConfig:
+class ILDSuiteConfig(Profiles):
     """Settings: the CaloClouds II W1 protocol (5 batches of 10,000, normalised by the real
     maximum) and the classifier; batches shrink to fit smaller samples (recorded)."""
 
@@ -38,13 +39,7 @@ class ILDSuiteConfig:
     max_cells_kept: int = 5_000_000  # cell energies kept per sample for plots
     metrics: tuple[str, ...] = ()
 
-    @classmethod
-    def named(cls, profile: str) -> ILDSuiteConfig:
-        if profile == "full":
-            return cls()
-        if profile == "fast":
-            return cls(profile="fast", classifier="fast")
-        raise ValueError(f"unknown profile {profile!r}; expected 'full' or 'fast'")
+    FAST: ClassVar[dict[str, Any]] = {"profile": "fast", "classifier": "fast"}
 
 
 _DEFS = {
@@ -111,7 +106,7 @@ def _pair(gen: dict[str, np.ndarray], real: dict[str, np.ndarray], cfg: ILDSuite
     extra: dict[str, Any] = {}
     if want("auc_high", "jsd_high"):
         step("high-level classifier")
-        dnn = DNNSettings(**{**asdict(DNNSettings.named(cfg.classifier)), "seed": cfg.seed})
+        dnn = DNNSettings.named(cfg.classifier, seed=cfg.seed)
         xr, xg = _classifier_inputs(real), _classifier_inputs(gen)
         mu, sd = xr.mean(0), np.where(xr.std(0) == 0, 1, xr.std(0))
         r = dnn_classifier_test((xr - mu) / sd, (xg - mu) / sd, dnn)

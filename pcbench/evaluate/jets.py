@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._profiles import Profiles
 from ..data import JET_TYPES, JetSet
 from ..metrics import classifier, divergence, emd, frechet, jet_observables, kernel, wasserstein
 from .result import MetricValue
@@ -23,7 +24,7 @@ JET_SUITE_VERSION = "jets-1"
 
 
 @dataclass(frozen=True)
-class JetSuiteConfig:
+class JetSuiteConfig(Profiles):
     """Settings of the jet suite; ``full`` follows the jetnet library's defaults exactly."""
 
     profile: str = "full"
@@ -46,17 +47,10 @@ class JetSuiteConfig:
     deepsets_epochs: int = 10
     metrics: tuple[str, ...] = ()  # the metrics to compute; empty: all
 
-    @classmethod
-    def named(cls, profile: str) -> JetSuiteConfig:
-        """``full`` (the papers' settings) or ``fast`` (small batches for tests and the demo)."""
-        if profile == "full":
-            return cls()
-        if profile == "fast":
-            return cls(profile="fast", w1_samples=10_000, fpd_min_samples=2_000, fpd_max_samples=5_000,
-                       fpd_batches=5, fpd_points=5, kpd_batches=5, kpd_batch_size=1_000, cov_samples=50,
-                       cov_batches=5, kl_bootstrap=5, classifier_folds=3, classifier_max_jets=4_000,
-                       deepsets_epochs=4)
-        raise ValueError(f"unknown profile {profile!r}; expected 'full' or 'fast'")
+    FAST: ClassVar[dict[str, Any]] = {  # small batches for tests and the demo
+        "profile": "fast", "w1_samples": 10_000, "fpd_min_samples": 2_000, "fpd_max_samples": 5_000, "fpd_batches": 5,
+        "fpd_points": 5, "kpd_batches": 5, "kpd_batch_size": 1_000, "cov_samples": 50, "cov_batches": 5,
+        "kl_bootstrap": 5, "classifier_folds": 3, "classifier_max_jets": 4_000, "deepsets_epochs": 4}
 
 
 def jet_features(jets: JetSet) -> dict[str, np.ndarray]:

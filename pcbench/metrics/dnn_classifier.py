@@ -14,14 +14,17 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 import numpy as np
+
+from .._profiles import Profiles
 
 __all__ = ["DNNSettings", "DNNResult", "dnn_classifier_test"]
 
 
 @dataclass(frozen=True)
-class DNNSettings:
+class DNNSettings(Profiles):
     """Network and training settings; the defaults are the challenge's (``--cls_*`` options)."""
 
     n_layer: int = 2
@@ -35,14 +38,7 @@ class DNNSettings:
     n_boot: int = 20  # bootstrap resamplings of the validation set for the AUC and JSD errors
     seed: int = 42
 
-    @classmethod
-    def named(cls, name: str) -> DNNSettings:
-        """``full`` (the challenge's settings) or ``fast`` (a CPU-sized network for tests and demos)."""
-        if name == "full":
-            return cls()
-        if name == "fast":
-            return cls(n_hidden=256, epochs=15, batch_size=500, lr=1e-3)
-        raise ValueError(f"unknown classifier setting {name!r}; expected 'full' or 'fast'")
+    FAST: ClassVar[dict[str, Any]] = {"n_hidden": 256, "epochs": 15, "batch_size": 500, "lr": 1e-3}  # CPU-sized
 
 
 @dataclass(frozen=True)
