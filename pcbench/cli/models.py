@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import click
+import torch
 
 from ..data import Cache, load, read
 from ..data.loaders import split_indices
 from ..errors import PcbenchError
-import torch
-
 from ..models import MODELS, TrainOptions, model_config, sample_jets, train
 from ..models.sampling import sample_showers
 from ..models.shower_training import SHOWER_MODELS, ShowerTrainOptions, shower_model_config, train_shower_model
@@ -120,12 +119,8 @@ def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, o
         energies = ShowerSource.of(energies_from).incident_energies() if energies_from else None
         if energies is not None and len(energies) < n:
             raise PcbenchError(f"{energies_from} has {len(energies)} showers, fewer than -n {n}")
-        if project is None:
-            from ..geometry import LayeredGrid, get_geometry
-
-            project = not isinstance(get_geometry(payload["config"].get("grid", "ild-ecal")), LayeredGrid)
-        steps = PipelineSteps(**{k: False for k in off}, project=project)
-        path, attrs = sample_showers(checkpoint, n, output, batch_size or 64, device, seed, energies, steps)
+        steps = PipelineSteps(**{k: False for k in off})
+        path, attrs = sample_showers(checkpoint, n, output, batch_size or 64, device, seed, energies, steps, project)
         console.print(f"[green]wrote[/] {path}: {n} showers from {attrs['model']}, "
                       f"{attrs['generation_time_per_object_s'] * 1e3:.2f} ms per shower on {device} "
                       f"(batch {batch_size or 64}, whole pipeline)", highlight=False)

@@ -73,8 +73,9 @@ class CaloClouds2(nn.Module):
     # --- coordinates ---------------------------------------------------------------------------
     def to_model(self, points: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """(N, P, 4) pcbench points (point convention, MeV) -> model space (float32); padded points stay 0."""
-        if len(points) > 2048:
-            return by_rows(self.to_model, points, mask)
+        return by_rows(self._to_model, points, mask)
+
+    def _to_model(self, points: np.ndarray, mask: np.ndarray) -> np.ndarray:
         g, s = self.layers, self.stats
         u, v = g.plane_axes
         layer = g.layer_of(points[..., g.depth_axis]).reshape(mask.shape)

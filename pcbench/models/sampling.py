@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,13 @@ def sample_jets(checkpoint: str | Path, n: int, out: str | Path, batch_size: int
 
 
 def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: int = 64, device: str = "cpu",
-                   seed: int = 0, energies_mev: np.ndarray | None = None, steps: Any = None) -> tuple[Path, dict[str, Any]]:
-    """Sample ``n`` showers from a shower checkpoint into ``out`` (pcbench schema): ILD layout for
-    a model of the ILD grid; CaloChallenge voxels for a model of a CaloChallenge geometry (points
-    only if ``steps`` says ``project=False`` explicitly).
+                   seed: int = 0, energies_mev: np.ndarray | None = None, steps: Any = None,
+                   project: bool | None = None) -> tuple[Path, dict[str, Any]]:
+    """Sample ``n`` showers from a shower checkpoint into ``out`` (pcbench schema).
+
+    ``steps``: the pipeline steps (all by default); ``project`` (it sets ``steps.project``): cells
+    or points, by default the geometry's format: points in the ILD layout for a model of the ILD
+    grid, voxels in the CaloChallenge layout for a model of a CaloChallenge geometry.
 
     Incident energies: ``energies_mev`` (e.g. a reference's, so that evaluate can compare), else
     uniform over the training range (log-uniform when it spans more than a factor 10).  The file
@@ -68,7 +72,7 @@ def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: 
 
     model, payload = load_shower_model(checkpoint, device)
     grid = model.grid
-    steps = steps or PipelineSteps(project=not isinstance(grid, LayeredGrid))
+    steps = replace(steps or PipelineSteps(), project=not isinstance(grid, LayeredGrid) if project is None else project)
     if energies_mev is None:
         lo, hi = payload["provenance"].get("energy_range_mev", (10_000.0, 90_000.0))
         rng = np.random.default_rng(seed)

@@ -120,8 +120,10 @@ def shower_quantities(points: np.ndarray, mask: np.ndarray, layers: LayerStack) 
     and ``energy_per_layer`` (N, L) (counts and MeV); points outside every layer count in no layer.
     ``layers``: a ``LayerStack`` or a geometry."""
     layers = layer_stack(layers)
-    if len(points) > 2048:
-        return by_rows(lambda p, m: shower_quantities(p, m, layers), points, mask)
+    return by_rows(lambda p, m: _quantities(p, m, layers), points, mask)
+
+
+def _quantities(points: np.ndarray, mask: np.ndarray, layers: LayerStack) -> dict[str, np.ndarray]:
     e = np.where(mask, points[..., 3], 0.0).astype(np.float64)
     e_sum = e.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
