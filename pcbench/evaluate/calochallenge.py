@@ -115,30 +115,44 @@ class _Summary:
     cell_hist: np.ndarray | None
 
 
-def _summarise(src: ShowerSource, rows: np.ndarray, geometry: CylindricalGeometry, threshold: float, keep: int,
-               cell_bins: np.ndarray | None, chunk_rows: int) -> tuple[_Summary, float]:
-    """One pass over the source's ``rows`` (sorted); also returns the maximum voxel energy."""
-    parts: list[dict[str, np.ndarray]] = []
-    e_inc, kept, vmax = [], [], 0.0
-    hist = None if cell_bins is None else np.zeros(len(cell_bins) - 1)
-    taken = 0
-    for start, chunk in src.chunks(chunk_rows):
-        sel = rows[(rows >= start) & (rows < start + len(chunk))] - start
-        if not len(sel):
-            continue
+@dataclass(frozen=True)
+class _Want:
+    """What a pass keeps of one set of (sorted) rows: features, the first ``keep`` showers'
+    voxels, and the cell spectrum's histogram on ``cell_bins``."""
+
+    rows: np.ndarray
+    keep: int = 0
+    cell_bins: np.ndarray | None = None
+    features: bool = True
+
+
+def _summarise(src: ShowerSource, wants: dict[str, _Want], geometry: CylindricalGeometry, threshold: float,
+               chunk_rows: int) -> dict[str, tuple[_Summary, float]]:
+    """One pass over the source for all ``wants``; each summary comes with its maximum voxel energy."""
+    parts: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in wants}
+    e_inc: dict[str, list[np.ndarray]] = {k: [] for k in wants}
+    kept: dict[str, list[np.ndarray]] = {k: [] for k in wants}
+    vmax, taken = dict.fromkeys(wants, 0.0), dict.fromkeys(wants, 0)
+    hist = {k: None if w.cell_bins is None else np.zeros(len(w.cell_bins) - 1) for k, w in wants.items()}
+    for key, sel, chunk in src.select({k: w.rows for k, w in wants.items()}, chunk_rows):
+        w = wants[key]
         v = calo_features.threshold_voxels(chunk.voxels[sel], threshold)
         e = np.asarray(chunk.incident_energy[sel], np.float64)
-        parts.append(calo_features.high_level_features(v, e, geometry))
-        e_inc.append(e)
-        vmax = max(vmax, float(v.max(initial=0.0)))
-        if taken < keep:
-            kept.append(v[:keep - taken])
-            taken += len(kept[-1])
-        if hist is not None:
-            hist += np.histogram(v[v > 0], cell_bins)[0]
-    feats = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    voxels = np.concatenate(kept) if kept else np.zeros((0, geometry.n_voxels), np.float32)
-    return _Summary(feats, np.concatenate(e_inc), voxels, hist), vmax
+        if w.features:
+            parts[key].append(calo_features.high_level_features(v, e, geometry))
+        e_inc[key].append(e)
+        vmax[key] = max(vmax[key], float(v.max(initial=0.0)))
+        if taken[key] < w.keep:
+            kept[key].append(v[:w.keep - taken[key]])
+            taken[key] += len(kept[key][-1])
+        if hist[key] is not None:
+            hist[key] += np.histogram(v[v > 0], w.cell_bins)[0]
+    out = {}
+    for key, p in parts.items():
+        feats = {k: np.concatenate([q[k] for q in p]) for k in p[0]} if p else {}
+        voxels = np.concatenate(kept[key]) if kept[key] else np.zeros((0, geometry.n_voxels), np.float32)
+        out[key] = _Summary(feats, np.concatenate(e_inc[key]), voxels, hist[key]), vmax[key]
+    return out
 
 
 def _sep_family(name: str, real: _Summary, gen: _Summary, geometry: CylindricalGeometry, threshold: float,
@@ -223,13 +237,15 @@ def calochallenge_suite(gen: ShowerSource, reference: ShowerSource, halves: Halv
     threshold = calo_features.THRESHOLDS_MEV.get(geometry.name, 0.0)
     keep = max(10, cfg.lowlevel_values // geometry.n_voxels)
     step("reference features")
-    a, ref_max = _summarise(reference, halves.a, geometry, threshold, keep, None, cfg.chunk_rows)
+    a, ref_max = _summarise(reference, {"a": _Want(halves.a, keep)}, geometry, threshold, cfg.chunk_rows)["a"]
     cell_bins = histogram_bins("cell", 0, geometry, threshold, ref_max)
-    # the cell spectrum needs the reference maximum for its bins: a second, histogram-only pass
-    a.cell_hist = _summarise(reference, halves.a, geometry, threshold, 0, cell_bins, cfg.chunk_rows)[0].cell_hist
-    b = _summarise(reference, halves.b, geometry, threshold, keep, cell_bins, cfg.chunk_rows)[0]
+    # the cell spectrum's bins need half A's maximum: a second pass over the reference histograms
+    # A's cells (nothing else of A) and summarises B
+    second = _summarise(reference, {"a": _Want(halves.a, cell_bins=cell_bins, features=False),
+                                    "b": _Want(halves.b, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows)
+    a.cell_hist, b = second["a"][0].cell_hist, second["b"][0]
     step("generated features")
-    g = _summarise(gen, halves.gen, geometry, threshold, keep, cell_bins, cfg.chunk_rows)[0]
+    g = _summarise(gen, {"g": _Want(halves.gen, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows)["g"][0]
     model, extra = _pair(g, a, geometry, threshold, cfg, step)
     truth, truth_extra = _pair(b, a, geometry, threshold, cfg, lambda _m: None)
     metrics = {name: MetricValue(name, v, e, *_DEFS[name][:2], truth[name][0], truth[name][1], _DEFS[name][2])

@@ -54,27 +54,27 @@ _DEFS = {
 }
 
 
-def summarise_points(src: ShowerSource, rows: np.ndarray, grid: LayeredGrid, threshold: float,
-                     chunk_rows: int, max_cells: int) -> dict[str, np.ndarray]:
-    """Project the source's ``rows`` chunk by chunk and keep the per-shower observables (and up to
-    ``max_cells`` cell energies)."""
-    parts: list[dict[str, np.ndarray]] = []
-    cells, kept = [], 0
-    for start, chunk in src.chunks(chunk_rows):
-        sel = rows[(rows >= start) & (rows < start + len(chunk))] - start
-        if not len(sel):
-            continue
+def summarise_points(src: ShowerSource, row_sets: dict[str, np.ndarray], grid: LayeredGrid, threshold: float,
+                     chunk_rows: int, max_cells: int) -> dict[str, dict[str, np.ndarray]]:
+    """Project the source's rows chunk by chunk, in one pass for all ``row_sets``, and keep each
+    set's per-shower observables (and up to ``max_cells`` cell energies)."""
+    parts: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in row_sets}
+    cells: dict[str, list[np.ndarray]] = {k: [] for k in row_sets}
+    kept = dict.fromkeys(row_sets, 0)
+    for key, sel, chunk in src.select(row_sets, chunk_rows):
         proj = project(chunk.points[sel], grid, chunk.mask[sel], threshold=threshold, output="sparse")
         obs = ild.ild_observables(proj.hits, np.asarray(chunk.incident_energy[sel], np.float64), grid)
         obs["incident_energy"] = np.asarray(chunk.incident_energy[sel], np.float64)
         obs["outside_energy"] = proj.outside_energy
-        if kept < max_cells:
-            cells.append(obs["e_cell"][:max_cells - kept])
-            kept += len(cells[-1])
+        if kept[key] < max_cells:
+            cells[key].append(obs["e_cell"][:max_cells - kept[key]])
+            kept[key] += len(cells[key][-1])
         del obs["e_cell"]
-        parts.append(obs)
-    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    out["e_cell_all"] = np.concatenate(cells)
+        parts[key].append(obs)
+    out = {}
+    for key, p in parts.items():
+        out[key] = {k: np.concatenate([q[k] for q in p]) for k in p[0]}
+        out[key]["e_cell_all"] = np.concatenate(cells[key])
     return out
 
 
@@ -123,10 +123,11 @@ def ild_suite(gen: ShowerSource, reference: ShowerSource, halves: Halves, grid: 
     step = progress or (lambda _m: None)
     threshold = grid.threshold if cfg.threshold_mev is None else cfg.threshold_mev
     step("projecting the reference")
-    a = summarise_points(reference, halves.a, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept)
-    b = summarise_points(reference, halves.b, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept)
+    ref = summarise_points(reference, {"a": halves.a, "b": halves.b}, grid, threshold, cfg.chunk_rows,
+                           cfg.max_cells_kept)
+    a, b = ref["a"], ref["b"]
     step("projecting the generated showers")
-    g = summarise_points(gen, halves.gen, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept)
+    g = summarise_points(gen, {"g": halves.gen}, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept)["g"]
     batch_size = min(cfg.w1_batch_size, halves.n // cfg.w1_batches)
     model, extra = _pair(g, a, cfg, batch_size, step)
     truth, truth_extra = _pair(b, a, cfg, batch_size, lambda _m: None)

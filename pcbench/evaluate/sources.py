@@ -73,6 +73,16 @@ class ShowerSource:
                 yield offset + a, formats.read(p, slice(a, min(a + chunk_rows, n)))
             offset += n
 
+    def select(self, row_sets: dict[str, np.ndarray], chunk_rows: int) -> Iterator[tuple[str, np.ndarray, Showers]]:
+        """One pass over the showers for several sets of (sorted) rows: per chunk and set,
+        ``(key, positions of the set's rows within the chunk, chunk)``; a file is read once, however
+        many sets it serves."""
+        for start, chunk in self.chunks(chunk_rows):
+            for key, rows in row_sets.items():
+                sel = rows[(rows >= start) & (rows < start + len(chunk))] - start
+                if len(sel):
+                    yield key, sel, chunk
+
 
 @dataclass(frozen=True)
 class Halves:
