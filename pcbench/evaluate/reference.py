@@ -13,6 +13,21 @@ from .sources import ShowerSource
 __all__ = ["load_reference", "reference_source"]
 
 
+def _file_info(path: Path) -> dict[str, Any]:
+    return {"reference": str(path), "reference_split": "file", "reference_md5": file_md5(path)}
+
+
+def _registered(reference: str, cache: Cache | None, split: str):
+    """(entry, files, the split to use, cache) of a registered data set: ``split``, or all of a
+    data set that has no splits."""
+    entry, files = default_registry().resolve(reference)
+    return entry, files, split if entry.split.get("convention") != "none" else "all", cache or Cache()
+
+
+def _registry_info(reference: str, split: str, paths: list[Path]) -> dict[str, Any]:
+    return {"reference": reference, "reference_split": split, "reference_md5": {p.name: file_md5(p) for p in paths}}
+
+
 def load_reference(reference: str, cache: Cache | None = None, split: str = "test") -> tuple[Any, dict[str, Any]]:
     """The reference container and its provenance (name, split, files and their md5).
 
@@ -21,15 +36,9 @@ def load_reference(reference: str, cache: Cache | None = None, split: str = "tes
     """
     path = Path(reference)
     if path.exists():
-        data = read(path)
-        return data, {"reference": str(path), "reference_split": "file", "reference_md5": file_md5(path)}
-    cache = cache or Cache()
-    registry = default_registry()
-    entry, files = registry.resolve(reference)
-    use_split = split if entry.split.get("convention") != "none" else "all"
-    data = load(reference, use_split, cache)
-    md5s = {p.name: file_md5(p) for p in dataset_paths(entry, files, cache)}
-    return data, {"reference": reference, "reference_split": use_split, "reference_md5": md5s}
+        return read(path), _file_info(path)
+    entry, files, use_split, cache = _registered(reference, cache, split)
+    return load(reference, use_split, cache), _registry_info(reference, use_split, dataset_paths(entry, files, cache))
 
 
 def reference_source(reference: str, cache: Cache | None = None, split: str = "test") -> tuple[ShowerSource, dict[str, Any], str | None]:
@@ -41,17 +50,12 @@ def reference_source(reference: str, cache: Cache | None = None, split: str = "t
     """
     path = Path(reference)
     if path.exists():
-        return ShowerSource.of(path), {"reference": str(path), "reference_split": "file",
-                                       "reference_md5": file_md5(path)}, None
-    cache = cache or Cache()
-    entry, files = default_registry().resolve(reference)
-    convention = entry.split.get("convention")
-    use_split = split if convention != "none" else "all"
-    if convention in ("files", "none"):
+        return ShowerSource.of(path), _file_info(path), None
+    entry, files, use_split, cache = _registered(reference, cache, split)
+    if entry.split.get("convention") in ("files", "none"):
         paths = dataset_paths(entry, split_files(entry, files, use_split, reference), cache)
         source = ShowerSource.of(paths)
     else:
         paths = dataset_paths(entry, files, cache)
         source = ShowerSource.of(load(reference, use_split, cache))
-    return source, {"reference": reference, "reference_split": use_split,
-                    "reference_md5": {p.name: file_md5(p) for p in paths}}, entry.geometry
+    return source, _registry_info(reference, use_split, paths), entry.geometry
