@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path, atomic_write_text
+from .._io import atomic_write_text
+from .._plotting import finish_ratio, ratio_axes, save_png
 from ..data import JetSet
 from .result import EvaluationResult
 
@@ -20,11 +21,6 @@ def ratio_histogram(real: np.ndarray, gen: np.ndarray, xlabel: str, path: Path, 
     """Density histograms of real (filled) and generated (line), and below them the ratio
     generated / real with Poisson errors; saved as PNG.  ``bins``: edges, or a number of bins
     over the real sample's 0.1-99.9 % range."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     real, gen = np.asarray(real, float), np.asarray(gen, float)
     lo, hi = np.quantile(real, [0.001, 0.999])
     if not np.isscalar(bins):
@@ -38,7 +34,7 @@ def ratio_histogram(real: np.ndarray, gen: np.ndarray, xlabel: str, path: Path, 
     hg, _ = np.histogram(gen, edges)
     width = np.diff(edges)
     dr, dg = hr / max(hr.sum(), 1) / width, hg / max(hg.sum(), 1) / width
-    fig, (ax, rax) = plt.subplots(2, 1, figsize=(5, 4.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, ax, rax = ratio_axes()
     ax.stairs(dr, edges, fill=True, alpha=0.35, color="grey", label=f"reference ({len(real)})")
     ax.stairs(dg, edges, color="C0", lw=1.5, label=f"generated ({len(gen)})")
     ax.set_ylabel("density")
@@ -49,17 +45,10 @@ def ratio_histogram(real: np.ndarray, gen: np.ndarray, xlabel: str, path: Path, 
     centres = 0.5 * (edges[1:] + edges[:-1]) if not log_x else np.sqrt(edges[1:] * edges[:-1])
     ok = hr > 0  # the ratio is defined where the reference has entries
     rax.errorbar(centres[ok], ratio[ok], yerr=err[ok], fmt="o", ms=2, color="C0", lw=0.8)
-    rax.axhline(1, color="grey", lw=0.8)
-    rax.set_ylim(0.5, 1.5)
-    rax.set_ylabel("gen / ref")
-    rax.set_xlabel(xlabel)
     if log_x:
         rax.set_xscale("log")
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    finish_ratio(fig, rax, xlabel)
+    return save_png(fig, path)
 
 
 def jet_plots(gen: tuple[JetSet, dict], real: tuple[JetSet, dict], out_dir: str | os.PathLike[str],

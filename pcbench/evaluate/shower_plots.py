@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path
+from .._plotting import finish_ratio, pyplot, ratio_axes, save_png
 from ..geometry.base import Geometry
 from ..geometry.cylindrical import CylindricalGeometry
 from .calochallenge import histogram_bins
@@ -24,30 +24,13 @@ def _note(result: EvaluationResult | None, name: str) -> str:
     return "" if m is None else f"{name} = {m.value * m.scale:.3g} ± {m.error * m.scale:.2g} (x{m.scale:g})"
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    _plt().close(fig)
-    return path
-
-
 def profile_plot(real: np.ndarray, gen: np.ndarray, x: np.ndarray, xlabel: str, ylabel: str, path: Path,
                  note: str = "", log_y: bool = True) -> Path:
     """Mean profile (e.g. energy per layer) of real (filled) and generated (line), ratio below;
     errors are the standard errors of the means."""
-    plt = _plt()
     mr, mg = real.mean(0), gen.mean(0)
     er, eg = real.std(0) / np.sqrt(len(real)), gen.std(0) / np.sqrt(len(gen))
-    fig, (ax, rax) = plt.subplots(2, 1, figsize=(5, 4.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, ax, rax = ratio_axes()
     ax.fill_between(x, mr - er, mr + er, step="mid", color="grey", alpha=0.35, label=f"reference ({len(real)})")
     ax.step(x, mr, where="mid", color="grey", lw=0.8)
     ax.errorbar(x, mg, yerr=eg, fmt="o", ms=2.5, color="C0", lw=0.8, label=f"generated ({len(gen)})")
@@ -59,12 +42,8 @@ def profile_plot(real: np.ndarray, gen: np.ndarray, x: np.ndarray, xlabel: str, 
         ratio = mg / mr
         rerr = ratio * np.sqrt((eg / mg) ** 2 + (er / mr) ** 2)
     rax.errorbar(x, ratio, yerr=rerr, fmt="o", ms=2, color="C0", lw=0.8)
-    rax.axhline(1, color="grey", lw=0.8)
-    rax.set_ylim(0.5, 1.5)
-    rax.set_ylabel("gen / ref")
-    rax.set_xlabel(xlabel)
-    fig.tight_layout()
-    return _save(fig, path)
+    finish_ratio(fig, rax, xlabel)
+    return save_png(fig, path)
 
 
 def mean_image_plot(real: np.ndarray, gen: np.ndarray, geometry: CylindricalGeometry, path: Path,
@@ -72,8 +51,7 @@ def mean_image_plot(real: np.ndarray, gen: np.ndarray, geometry: CylindricalGeom
     """Average shower image [MeV] of some layers, reference (top row) and generated (bottom row)."""
     from matplotlib.colors import LogNorm
 
-    plt = _plt()
-    fig = plt.figure(figsize=(2.6 * len(layers), 5.4))
+    fig = pyplot().figure(figsize=(2.6 * len(layers), 5.4))
     vmax = max(real.max(), gen.max(), 1e-6)
     for row, (img, label) in enumerate(((real, "reference"), (gen, "generated"))):
         for col, k in enumerate(layers):
@@ -87,7 +65,7 @@ def mean_image_plot(real: np.ndarray, gen: np.ndarray, geometry: CylindricalGeom
             ax.set_yticks([])
             ax.set_title(f"{label}, layer {lay.id}", fontsize=8)
     fig.colorbar(mesh, ax=fig.axes, shrink=0.6, label="mean energy [MeV]")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def shower_plots(used: dict[str, Any], geometry: Geometry, out_dir: str | os.PathLike[str],

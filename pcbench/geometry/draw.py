@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._plotting import pyplot, save_png
 from .base import Geometry
 from .cylindrical import CylindricalGeometry
 from .grid import LayeredGrid
@@ -20,16 +21,9 @@ def draw_layer(geometry: Geometry, layer: int, out: str | Path, values: np.ndarr
         values: optional (C,) per-cell values (e.g. a mean shower, MeV) shown in colour;
             default: a checkerboard that shows the cell edges.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .._io import atomic_path
-
     if not 0 <= layer < geometry.n_layers:
         raise ValueError(f"layer {layer} out of range: {geometry.name} has layers 0..{geometry.n_layers - 1}")
-    fig = plt.figure(figsize=(6, 5.2))
+    fig = pyplot().figure(figsize=(6, 5.2))
     if isinstance(geometry, LayeredGrid):
         _, nu, nv = geometry.shape
         sel = slice(layer * nu * nv, (layer + 1) * nu * nv)
@@ -58,8 +52,4 @@ def draw_layer(geometry: Geometry, layer: int, out: str | Path, values: np.ndarr
     if values is not None and "mesh" in locals():
         fig.colorbar(mesh, ax=ax, label="energy [MeV]")
     ax.set_title(title, fontsize=9)
-    out = Path(out)
-    with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return out
+    return save_png(fig, out, bbox_inches="tight")
