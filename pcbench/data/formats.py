@@ -55,21 +55,26 @@ Container = JetSet | ShowerPointSet | VoxelShowerSet
 
 @dataclass(frozen=True)
 class Layout:
-    """A known HDF5 layout: its name, the kind of data and the datasets it requires."""
+    """A known HDF5 layout: its name, the kind of data and the datasets it requires; for showers,
+    the incident-energy dataset and the factor to MeV."""
 
     name: str
     kind: str
     keys: tuple[str, ...]
     shapes: tuple[str, ...]
+    energy_key: str | None = None
+    energy_to_mev: float = 1.0
 
 
 LAYOUTS = (
     Layout("jetnet", "jets", ("particle_features", "jet_features"),
            ("(N, P, 4) = (etarel, phirel, ptrel, mask)", "(N, 4) = (pt, eta, mass, num_particles)")),
-    Layout("calochallenge", "voxel-showers", ("incident_energies", "showers"), ("(N, 1) [MeV]", "(N, V) [MeV]")),
+    Layout("calochallenge", "voxel-showers", ("incident_energies", "showers"), ("(N, 1) [MeV]", "(N, V) [MeV]"),
+           "incident_energies"),
     Layout("pcbench-points", "point-showers", ("points", "incident_energies"),
-           ("(N, P, 4) = (x, y, z [mm], E [MeV])", "(N, 1) [MeV]")),
-    Layout("ild", "point-showers", ("events", "energy"), ("(N, 4, P) = (x, y, z, E [GeV])", "(N, 1) [GeV]")),
+           ("(N, P, 4) = (x, y, z [mm], E [MeV])", "(N, 1) [MeV]"), "incident_energies"),
+    Layout("ild", "point-showers", ("events", "energy"), ("(N, 4, P) = (x, y, z, E [GeV])", "(N, 1) [GeV]"),
+           "energy", 1000.0),
 )
 
 
@@ -130,7 +135,7 @@ def read_raw(f: h5py.File, layout: Layout, rows: slice = slice(None)) -> dict[st
         if events.ndim != 3 or events.shape[1] != 4:
             raise FormatError(f"{f.filename}: events: shape {events.shape}, expected (N, 4, P) = (x, y, z, E)")
         points, mask = ild_events_to_points(events, _ild_y_unit(f, events))
-        energy = np.asarray(f["energy"][rows], dtype=np.float32).reshape(-1) * 1000.0
+        energy = np.asarray(f[layout.energy_key][rows], dtype=np.float32).reshape(-1) * layout.energy_to_mev
         return {"points": points, "mask": mask, "incident_energies": energy}
     points = np.asarray(f["points"][rows])
     return {"points": points, "mask": points[..., 3] > 0 if points.ndim == 3 else np.zeros(0, bool),

@@ -57,8 +57,7 @@ class ShowerSource:
         for p in self.paths:
             with h5py.File(p, "r") as f:
                 lay = formats.detect_layout(f)
-                key = "energy" if lay.name == "ild" else "incident_energies"
-                parts.append(np.asarray(f[key][:], np.float64).reshape(-1) * (1000.0 if lay.name == "ild" else 1.0))
+                parts.append(np.asarray(f[lay.energy_key][:], np.float64).reshape(-1) * lay.energy_to_mev)
         return np.concatenate(parts)
 
     def chunks(self, chunk_rows: int) -> Iterator[tuple[int, Showers]]:
