@@ -203,3 +203,10 @@ def test_geometry_show_cli(tmp_path):
     assert "79 x 79 = 6241" in res.output and "[front - 0.5, front + 1.0] mm" in res.output
     res = CliRunner().invoke(cli, ["geometry", "show", "atlas"])
     assert res.exit_code == 1 and "unknown geometry 'atlas'" in res.output
+
+
+def test_slots_number_entries_within_their_groups():
+    from pcbench._arrays import slots
+
+    assert slots(np.array([2, 0, 3, 1])).tolist() == [0, 1, 0, 1, 2, 0]
+    assert slots(np.array([], np.int64)).tolist() == []

@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._arrays import slots
 from . import _kernels
 from .base import Geometry
 
@@ -52,7 +53,7 @@ class Hits:
         """(N, H, 4) float32 hits as points at cell centres (x, y, z, E [MeV]), zero-padded; (N, H) mask."""
         counts = self.counts
         h = int(counts.max(initial=0)) if width is None else width
-        slot = np.arange(len(self.cell)) - np.repeat(self.offsets[:-1], counts)
+        slot = slots(counts)
         keep = slot < h
         out = np.zeros((len(self), h, 4), dtype=np.float32)
         rows = self.shower[keep]
@@ -180,7 +181,7 @@ def to_points(cells: np.ndarray, geometry: Geometry, points_per_cell: int = 1,
     rows, cols = np.nonzero(nonzero)
     rows, cols = np.repeat(rows, k), np.repeat(cols, k)
     energy = np.repeat(cells[nonzero], k).astype(np.float64) / k
-    slot = np.arange(len(rows)) - np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    slot = slots(counts)
     xyz = geometry.cell_centres[cols]
     if placement == "uniform":
         spread = geometry.sample_in_cells(cols, np.random.default_rng(seed)).astype(np.float32)

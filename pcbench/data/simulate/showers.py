@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._arrays import slots
 from ...geometry import get_geometry
 from ...geometry.grid import LayeredGrid
 from ..containers import ShowerPointSet, VoxelShowerSet
@@ -125,11 +126,11 @@ def _ild_chunk(target: ShowerTarget, seed: int, n: int) -> dict[str, np.ndarray]
     if counts.max(initial=0) > target.max_points:  # keep the most energetic points of a crowded shower
         order = np.lexsort((-e, shower))
         rank = np.empty_like(order)
-        rank[order] = np.arange(len(order)) - np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        rank[order] = slots(counts)
         keep = rank < target.max_points
         iu, iv, layer, shower, e = iu[keep], iv[keep], layer[keep], shower[keep], e[keep]
         counts = np.bincount(shower, minlength=n)
-    slot = np.arange(len(shower)) - np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    slot = slots(counts)
     points = np.zeros((n, target.max_points, 4), dtype=np.float32)
     depth_axis = "xyz".index(grid.depth_axis)
     ua, va = grid.plane_axes
