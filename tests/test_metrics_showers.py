@@ -92,8 +92,24 @@ def test_w1_scores_are_zero_for_identical_samples_and_follow_the_grouping():
     y[:, 6:16] += 0.5
     s = ild_observables.w1_scores(x, y, batches=4, batch_size=100, normalisation="standardise")
     assert s["e_long"][0] == pytest.approx(0.5 / 0.3, rel=0.15) and s["n_hits"][0] == 0.0
-    with pytest.raises(ValueError, match="need 4 x 200"):
-        ild_observables.w1_scores(x, y, batches=4, batch_size=200)
+    # batches larger than the sample shrink to fit: 4 x 200 > 400 rows gives the 4 x 100 result
+    assert ild_observables.w1_scores(x, y, batches=4, batch_size=200, normalisation="standardise") == s
+
+
+def test_w1_scores_keep_empty_showers_and_leave_out_only_their_undefined_centre_of_gravity():
+    """An empty shower has zero hits and energies (they count) and no centre of gravity (left out)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(1.0, 0.3, (400, 26))
+    y = x.copy()
+    y[-1] = 0.0  # one empty generated shower: n_hits, energies 0 ...
+    y[-1, [0, 1, 2, 5]] = np.nan  # ... cog and its first cell energy undefined
+    s = ild_observables.w1_scores(x, y, batches=4, batch_size=100)
+    # cog columns: 399 defined generated rows -> batches of 99; the first 396 rows are identical
+    assert s["cog_x"] == (0.0, 0.0)
+    # n_hits: all 400 rows; the last batch differs by one row moved to 0: W1 = |x - 0| / 100 / max|x|
+    expect = abs(x[-1, 3]) / 100 / np.abs(x[:, 3]).max()
+    batch_w1 = np.array([0, 0, 0, expect])
+    assert s["n_hits"][0] == pytest.approx(batch_w1.mean()) and s["n_hits"][1] == pytest.approx(batch_w1.std())
 
 
 def test_classifier_auc_near_half_for_identical_and_one_for_separate_samples():

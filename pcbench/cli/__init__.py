@@ -6,6 +6,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from .. import __version__
 from ..errors import PcbenchError
@@ -23,8 +24,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except PcbenchError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            sys.exit(1)
+            err_console.print(Text("error: ", style="bold red") + Text(str(exc)), highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
 
 
 @click.group(cls=_Group)

@@ -60,14 +60,17 @@ def legend(result: EvaluationResult) -> str:
 @click.option("--metrics", default="", help="Comma-separated subset of metrics (default: all).")
 @click.option("--energy-check", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="Showers: refuse samples whose incident energies do not follow the reference's.")
+@click.option("--jet-type", type=click.Choice(["g", "q", "t", "w", "z"]), default=None,
+              help="Jets: their class, where neither file says it (FPND needs g, q or t).")
 @cache_option
 def evaluate_cmd(samples: Path, reference: str, model_name: str | None, out_dir: Path, profile: str,
-                 plots: bool, metrics: str, energy_check: str, cache_dir: Path | None) -> None:
+                 plots: bool, metrics: str, energy_check: str, jet_type: str | None, cache_dir: Path | None) -> None:
     """Validate SAMPLES, run its metric suite against the reference, print and record the results."""
     with console.status("evaluating") as status:
         result = evaluate(samples, reference, model_name, profile, Cache(cache_dir), out_dir,
                           progress=lambda msg: status.update(f"evaluating: {msg}"), plots=plots,
-                          metrics=tuple(m for m in metrics.split(",") if m), energy_check=energy_check == "on")
+                          metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
+                          energy_check=energy_check == "on", jet_type=jet_type)
     console.print(render(result))
     console.print("values are mean ± error over batches, folds or bootstraps; definitions:\n" + legend(result),
                   highlight=False, markup=False)

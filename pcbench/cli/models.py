@@ -2,31 +2,51 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
-import torch
 
-from ..data import Cache, load, read
+from .._outputs import output_dir, output_file
+from ..data import JET_TYPES, Cache, JetSet, load, read
 from ..data.loaders import split_indices
-from ..errors import PcbenchError
-from ..models import MODELS, TrainOptions, model_config, sample_jets, train
-from ..models.sampling import sample_showers
-from ..models.shower_training import SHOWER_MODELS, ShowerTrainOptions, shower_model_config, train_shower_model
-from . import cli, console
+from ..errors import IncompatibleError, UsageError
+from ..models import MODELS
+from ..models.shower_training import SHOWER_MODELS
+from ..models.config import check_device, parse_sets
+from . import cli, console, err_console
 from .data import cache_option
+
 
 
 def _training_data(data: str | None, data_file: Path | None, cache: Cache):
     """(train, valid, provenance) from a registry name or a file (then split as jetnet does)."""
     if data_file is not None:
         jets = read(data_file)
+        if not isinstance(jets, JetSet):
+            raise IncompatibleError(f"--data-file {data_file}: holds {jets.kind}, but a jet model trains on "
+                                    "jets (the JetNet layout)")
         return (jets.subset(split_indices(len(jets), "train")), jets.subset(split_indices(len(jets), "valid")),
                 {"data_file": str(data_file), "split": "jetnet 70/15/15 seed 42"})
     if data is None:
-        raise PcbenchError("give --data NAME (e.g. jetnet30:g or jetnet30-sim:g) or --data-file FILE")
-    return load(data, "train", cache), load(data, "valid", cache), {"data": data, "split": "train/valid"}
+        raise UsageError("give --data NAME (e.g. jetnet30:g or jetnet30-sim:g) or --data-file FILE")
+    train_jets = load(data, "train", cache)
+    if not isinstance(train_jets, JetSet):
+        raise IncompatibleError(f"--data {data}: holds {train_jets.kind}, but a jet model trains on jets")
+    return train_jets, load(data, "valid", cache), {"data": data, "split": "train/valid"}
+
+
+def _finish_line(kind: str, name: str, config_name: str, n: int, path: Path) -> None:
+    """The last line of ``train``: what was trained, and loudly, what a budget left untrained."""
+    from ..models.base import load_checkpoint_file, unfinished_parts
+
+    untrained = unfinished_parts(load_checkpoint_file(path))
+    if untrained:
+        err_console.print(f"[bold yellow]unfinished:[/] {name} ({config_name} config, {n} training {kind}) stopped by "
+                          f"the --max-minutes budget; untrained: {'; '.join(untrained)}. Checkpoint: {path} (continue "
+                          "with --resume)", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"[green]trained[/] {name} ({config_name} config, {n} training {kind}); checkpoint: {path}",
+                      highlight=False)
 
 
 @cli.command("train")
@@ -38,70 +58,84 @@ def _training_data(data: str | None, data_file: Path | None, cache: Cache):
               help="caloclouds2-cm: the trained CaloClouds II checkpoint to distil.")
 @click.option("--config", "config_name", type=click.Choice(["small", "full"]), default="small", show_default=True)
 @click.option("--set", "overrides", multiple=True, help="Override a config value: --set epochs=10 (JSON values).")
-@click.option("--epochs", type=int, default=None, help="Epochs (default: the config's).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the config's).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--val-every", type=int, default=5, show_default=True, help="Validate W1M every N epochs (0: never).")
-@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
-@click.option("--max-minutes", type=float, default=None, help="Stop after the epoch that ends past this budget.")
+@click.option("--val-every", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Validate W1M every N epochs (0: never).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt (which must exist).")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after the epoch (step) that ends past this budget; the last line says what is untrained.")
+@click.option("--jet-type", type=click.Choice(list(JET_TYPES)), default=None,
+              help="Jets: the training jets' class, where the data do not say it (recorded; FPND needs it).")
 @cache_option
 def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, device, seed, out_dir, val_every, resume,
-              max_minutes, cache_dir):
+              max_minutes, jet_type, cache_dir):
     """Train a generator: jets (checkpoints last.pt, best.pt by validation W1M) or showers
     (CaloClouds, CaloClouds II, its consistency model, the baseline; checkpoint last.pt) into OUT.
     Showers: ILD-like point files, or CaloChallenge voxel files (trained on as points)."""
-    sets = {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        try:
-            sets[key] = json.loads(value)
-        except ValueError:
-            sets[key] = value
+    from ..models.base import resume_path
+
+    sets = parse_sets(overrides)
+    check_device(device)
+    if name == "caloclouds2-cm" and teacher is None:
+        raise UsageError("caloclouds2-cm distils a trained CaloClouds II: give --teacher CKPT")
+    resume_path(out_dir, resume)
     if name in SHOWER_MODELS:
-        _train_showers(name, data, data_file, teacher, config_name, sets, device, seed, out_dir, resume, max_minutes,
+        config = _shower_config(name, config_name, sets)
+        output_dir(out_dir)
+        _train_showers(name, data, data_file, teacher, config_name, config, device, seed, out_dir, resume, max_minutes,
                        Cache(cache_dir))
         return
+    from ..evaluate.jets import infer_jet_type
+    from ..models import TrainOptions, model_config, train
+
     config = model_config(name, config_name, **sets)
+    output_dir(out_dir)
     train_jets, valid_jets, prov = _training_data(data, data_file, Cache(cache_dir))
-    types = sorted({int(t) for t in train_jets.jet_type if t >= 0})
-    prov["jet_type"] = "gqtwz"[types[0]] if len(types) == 1 else None
+    prov["jet_type"] = jet_type or infer_jet_type(train_jets)
     opts = TrainOptions(epochs=epochs if epochs is not None else config["epochs"], out_dir=out_dir, device=device,
                         seed=seed, val_every=val_every, resume=resume, max_minutes=max_minutes, provenance=prov)
     best = train(name, config, train_jets, opts, valid_jets)
-    console.print(f"[green]trained[/] {name} ({config_name} config, {len(train_jets)} training jets); "
-                  f"checkpoint: {best}", highlight=False)
+    _finish_line("jets", name, config_name, len(train_jets), out_dir / "last.pt" if (out_dir / "last.pt").exists() else best)
 
 
-def _train_showers(name, data, data_file, teacher, config_name, sets, device, seed, out_dir, resume, max_minutes, cache):
+def _shower_config(name: str, config_name: str, sets: dict):
+    from ..models.shower_training import shower_model_config
+
+    return shower_model_config(name, config_name, **sets)
+
+
+def _train_showers(name, data, data_file, teacher, config_name, config, device, seed, out_dir, resume, max_minutes,
+                   cache):
     from ..data.containers import ShowerPointSet, VoxelShowerSet
+    from ..models.shower_training import ShowerTrainOptions, train_shower_model
 
     if data_file is not None:
         showers, prov = read(data_file), {"data_file": str(data_file)}
     elif data is not None:
         showers, prov = load(data, "train", cache), {"data": data, "split": "train"}
     else:
-        raise PcbenchError("give --data NAME (e.g. ild-photons-param) or --data-file FILE")
+        raise UsageError("give --data NAME (e.g. ild-photons-param) or --data-file FILE")
     if not isinstance(showers, (ShowerPointSet, VoxelShowerSet)):
-        raise PcbenchError(f"{name} trains on showers (points, or CaloChallenge voxels turned into points); "
-                           f"{data or data_file} holds {type(showers).__name__}")
+        raise IncompatibleError(f"{name} trains on showers (points, or CaloChallenge voxels turned into points); "
+                                f"{data or data_file} holds {showers.kind}")
     prov["energy_range_mev"] = [float(showers.incident_energy.min()), float(showers.incident_energy.max())]
     prov["n_showers"] = len(showers)
-    config = shower_model_config(name, config_name, **sets)
     opts = ShowerTrainOptions(out_dir=out_dir, device=device, seed=seed, resume=resume, max_minutes=max_minutes,
                               teacher=teacher, provenance=prov)
     path = train_shower_model(name, config, showers, opts)
-    console.print(f"[green]trained[/] {name} ({config_name} config, {len(showers)} training showers); checkpoint: {path}",
-                  highlight=False)
+    _finish_line("showers", name, config_name, len(showers), path)
 
 
 @cli.command("sample")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-n", "--num", "n", type=int, default=50_000, show_default=True)
+@click.option("-n", "--num", "n", type=click.IntRange(min=1), default=50_000, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--batch-size", type=int, default=None, help="[default: 1024 jets, 64 showers]")
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 1024 jets, 64 showers]")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--energies-from", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Showers: take the incident energies of this file (e.g. the reference), in order.")
 @click.option("--no-step", "off", multiple=True, type=click.Choice(["occupancy", "layers", "layer_energy", "cog"]),
@@ -111,20 +145,32 @@ def _train_showers(name, data, data_file, teacher, config_name, sets, device, se
                    "voxels for CaloChallenge models].")
 def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, off, project):
     """Sample N jets or showers from a checkpoint into a sample file, with the time per object."""
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    if payload.get("model") in SHOWER_MODELS:
+    from ..models.base import load_checkpoint_file, unfinished_parts
+
+    check_device(device)
+    output_file(output, "-o")
+    payload = load_checkpoint_file(checkpoint)
+    untrained = unfinished_parts(payload)
+    if untrained:
+        err_console.print(f"[bold yellow]warning:[/] {checkpoint} is unfinished (its training budget ran out); "
+                          f"untrained: {'; '.join(untrained)}. Its samples do not show what the model can do.",
+                          highlight=False, soft_wrap=True)
+    if payload["model"] in SHOWER_MODELS:
         from ..evaluate.sources import ShowerSource
+        from ..models.sampling import sample_showers
         from ..models.shower_pipeline import PipelineSteps
 
         energies = ShowerSource.of(energies_from).incident_energies() if energies_from else None
         if energies is not None and len(energies) < n:
-            raise PcbenchError(f"{energies_from} has {len(energies)} showers, fewer than -n {n}")
+            raise UsageError(f"--energies-from {energies_from} has {len(energies)} showers, fewer than -n {n}")
         steps = PipelineSteps(**{k: False for k in off})
         path, attrs = sample_showers(checkpoint, n, output, batch_size or 64, device, seed, energies, steps, project)
         console.print(f"[green]wrote[/] {path}: {n} showers from {attrs['model']}, "
                       f"{attrs['generation_time_per_object_s'] * 1e3:.2f} ms per shower on {device} "
                       f"(batch {batch_size or 64}, whole pipeline)", highlight=False)
         return
+    from ..models import sample_jets
+
     batch_size = batch_size or 1024
     path, attrs = sample_jets(checkpoint, n, output, batch_size, device, seed)
     console.print(f"[green]wrote[/] {path}: {n} jets from {attrs['model']} (epoch {attrs['checkpoint_epoch']}), "

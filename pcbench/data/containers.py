@@ -8,7 +8,7 @@ NaNs, negative energies or masks that disagree with the padding.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -38,6 +38,8 @@ class JetSet:
         jet_type: (N,) int8, index into :data:`JET_TYPES`, -1 if unknown.
         attrs: provenance (source file, generator settings, ...).
     """
+
+    kind: ClassVar[str] = "jets"  # in words, for messages
 
     particles: np.ndarray
     mask: np.ndarray
@@ -99,6 +101,8 @@ class ShowerPointSet:
         attrs: provenance and ``y_unit``.
     """
 
+    kind: ClassVar[str] = "point showers"  # in words, for messages
+
     points: np.ndarray
     mask: np.ndarray
     incident_energy: np.ndarray
@@ -125,6 +129,8 @@ class VoxelShowerSet:
         geometry: name of the voxel geometry (e.g. ``calochallenge-2``) or ``None``.
         attrs: provenance.
     """
+
+    kind: ClassVar[str] = "voxel showers"  # in words, for messages
 
     voxels: np.ndarray
     incident_energy: np.ndarray

@@ -13,7 +13,8 @@ from .cache import Cache
 from .containers import JetSet, ShowerPointSet, VoxelShowerSet
 from .registry import DatasetEntry, FileEntry, Registry, default_registry
 
-__all__ = ["SPLITS", "split_bounds", "split_indices", "split_files", "load", "load_file", "dataset_paths"]
+__all__ = ["SPLITS", "split_bounds", "split_indices", "split_files", "load", "load_file", "dataset_paths",
+           "resolve_files"]
 
 SPLITS = ("train", "valid", "test", "all")
 
@@ -45,6 +46,17 @@ def split_indices(length: int, split: str, fractions: tuple[float, ...] = (0.7, 
     perm = np.random.default_rng(seed).permutation(length)
     lo, hi = split_bounds(length, split, fractions)
     return perm[lo:hi]
+
+
+def resolve_files(name: str, registry: Registry | None = None) -> tuple[DatasetEntry, tuple[FileEntry, ...]]:
+    """``NAME`` or ``NAME:KEY`` resolved to its data set and files; raises, naming what to pass
+    instead, for a data set that has no files pcbench can read (a manual download)."""
+    entry, files = (registry or default_registry()).resolve(name)
+    if not files:
+        instead = f"; or use the offline data: {entry.offline}" if entry.offline else ""
+        raise RegistryError(f"{entry.name} lists no files pcbench can fetch or read ({entry.source.get('type')} "
+                            f"download): pass the downloaded file itself (--data-file FILE / --reference FILE){instead}")
+    return entry, files
 
 
 def dataset_paths(entry: DatasetEntry, files: tuple[FileEntry, ...], cache: Cache) -> list[Path]:
@@ -113,9 +125,8 @@ def load(name: str, split: str = "train", cache: Cache | None = None, registry: 
         num_particles: for jets, keep the leading ``num_particles`` slots (and clip the jets'
             ``num_particles`` feature accordingly, as jetnet does).
     """
-    registry = registry or default_registry()
     cache = cache or Cache()
-    entry, files = registry.resolve(name)
+    entry, files = resolve_files(name, registry)
     files = split_files(entry, files, split, name)
     parts = [formats.read(p) for p in dataset_paths(entry, files, cache)]
     data = _concat(parts)

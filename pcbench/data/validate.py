@@ -89,7 +89,10 @@ def validate_file(path: str | os.PathLike[str], chunk_rows: int = 10_000, num_vo
             layout = detect_layout(f)
             report.layout, report.kind = layout.name, layout.kind
             report.problems += _structure(f, layout.keys)
-            report.rows = f[layout.keys[0]].shape[0]
+            report.rows = f[layout.keys[0]].shape[0] if f[layout.keys[0]].shape else 0
+            if not report.problems and report.rows == 0:
+                report.problems.append(Problem(layout.keys[0], "0 rows: the file holds no "
+                                               f"{layout.kind.replace('-', ' ')}, so it is no usable sample"))
             geometry = geometry or _attr_str(f.attrs.get("geometry")) or ("ild-ecal" if layout.name == "ild" else None)
         if report.problems:
             return report

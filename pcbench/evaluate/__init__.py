@@ -13,10 +13,11 @@ import h5py
 
 from .. import __version__
 from .._io import file_md5
-from ..data import Cache, read, validate_file
+from .._outputs import output_dir
+from ..data import JET_TYPES, Cache, read, validate_file
 from ..data.containers import VoxelShowerSet
 from ..data.formats import read_attrs
-from ..errors import FormatError, PcbenchError
+from ..errors import FormatError, IncompatibleError, UsageError
 from .jets import JetSuiteConfig, infer_jet_type, jet_suite
 from .reference import load_reference, reference_source
 from .result import EvaluationResult, MetricValue
@@ -39,7 +40,8 @@ def hardware() -> dict[str, Any]:
 def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None = None,
              profile: str = "full", cache: Cache | None = None, out_dir: str | os.PathLike[str] | None = None,
              progress: Callable[[str], None] | None = None, plots: bool = False,
-             metrics: tuple[str, ...] = (), energy_check: bool = True) -> EvaluationResult:
+             metrics: tuple[str, ...] = (), energy_check: bool = True,
+             jet_type: str | None = None) -> EvaluationResult:
     """Evaluate a sample file against a reference (registry name: its test split; or a file).
 
     The file is validated first (every problem is reported); the suite of its kind runs with the
@@ -51,23 +53,31 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     ``metrics`` restricts the suite to some metrics (empty: all).  Shower samples are
     streamed (bounded memory): voxel showers get the CaloChallenge suite, point showers the
     ILD / CaloClouds suite; their incident energies must follow the reference's
-    (``energy_check``).
+    (``energy_check``).  ``jet_type`` (g, q, t, w, z) names the jets' class where neither file
+    says it (FPND needs it).
     """
     samples = Path(samples)
+    if out_dir is not None:
+        out_dir = output_dir(out_dir)
+    if jet_type is not None and jet_type not in JET_TYPES:
+        raise UsageError(f"--jet-type {jet_type!r}: expected one of {', '.join(JET_TYPES)}")
     report = validate_file(samples)
     if not report.ok:
         raise FormatError(f"{samples} is not a valid sample file:\n" + "\n".join(f"  - {line}" for line in report.lines()))
     if report.kind in ("voxel-showers", "point-showers"):
         return _evaluate_showers(samples, report.kind, reference, model, profile, cache, out_dir, progress, plots,
                                  metrics, energy_check)
+    cfg = JetSuiteConfig.named(profile, metrics=tuple(metrics))
     gen = read(samples)
     ref, ref_info = load_reference(reference, cache)
     if type(gen) is not type(ref):
-        raise PcbenchError(f"{samples} holds {report.kind}, but the reference {reference} holds "
-                           f"{type(ref).__name__}: evaluate against a reference of the same kind")
-    cfg = JetSuiteConfig.named(profile, metrics=tuple(metrics))
-    jet_type = infer_jet_type(ref, gen)
-    values, settings, samples_used = jet_suite(gen, ref, cfg, jet_type, progress)
+        raise IncompatibleError(f"{samples} holds {report.kind}, but the reference {reference} holds "
+                                f"{ref.kind}: evaluate against a reference of the same kind")
+    jet_type = jet_type or infer_jet_type(ref, gen)
+    try:
+        values, settings, samples_used = jet_suite(gen, ref, cfg, jet_type, progress)
+    except IncompatibleError as exc:
+        raise IncompatibleError(f"{samples} against {reference}: {exc}") from None
     result = _record(samples, report.kind or "jets", model or gen.attrs.get("model") or samples.stem, values,
                      {**ref_info, **settings, "seed": cfg.seed}, gen.attrs, len(gen))
     if out_dir is not None:
@@ -97,28 +107,60 @@ def _record(samples: Path, kind: str, model: str, values: dict[str, MetricValue]
     return EvaluationResult(kind=kind, model=model, metrics=values, provenance=provenance)
 
 
+def _shower_geometry(attrs: dict[str, Any], width: int | None, registered: str | None) -> str | None:
+    """The geometry a shower file is on: the registry's, else its ``geometry`` attribute, else (voxels)
+    the CaloChallenge geometry of its voxel count, else (points) the ILD ECal; None if unknown."""
+    from ..geometry.cylindrical import GEOMETRY_OF_VOXEL_COUNT
+
+    if registered or attrs.get("geometry"):
+        return registered or str(attrs["geometry"])
+    return GEOMETRY_OF_VOXEL_COUNT.get(width) if width is not None else "ild-ecal"
+
+
+def _shared_geometry(samples: Path, attrs: dict[str, Any], kind: str, reference: str, first: Any,
+                     ref_geometry: str | None) -> str:
+    """The one geometry that the samples and the reference are both on; raises where they differ
+    (name or voxel count) or where neither says which it is."""
+    from ..geometry import get_geometry
+
+    voxels = kind == "voxel-showers"
+    with h5py.File(samples, "r") as f:
+        width = f["showers"].shape[1] if voxels else None
+    ref_width = first.voxels.shape[1] if voxels else None
+    ours = _shower_geometry(attrs, width, None)
+    theirs = _shower_geometry(first.attrs, ref_width, ref_geometry)
+    if voxels and width != ref_width:
+        raise IncompatibleError(f"{samples} has {width} voxels per shower ({ours or 'no known geometry'}), the "
+                                f"reference {reference} {ref_width} ({theirs or 'no known geometry'}): samples and "
+                                "reference must be on the same geometry")
+    if ours and theirs and ours != theirs:
+        raise IncompatibleError(f"{samples} is on the geometry {ours}, the reference {reference} on {theirs}: samples "
+                                "and reference must be on the same geometry")
+    name = ours or theirs
+    if name is None:
+        raise IncompatibleError(f"{samples}: cannot tell the geometry of {width} voxels per shower; set the file's "
+                                "`geometry` attribute or use a registered reference")
+    if voxels and get_geometry(name).n_cells != width:
+        raise IncompatibleError(f"{samples} has {width} voxels per shower, but its geometry {name} has "
+                                f"{get_geometry(name).n_cells}")
+    return name
+
+
 def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | None, profile: str, cache: Cache | None,
                       out_dir: str | os.PathLike[str] | None, progress: Callable[[str], None] | None, plots: bool,
                       metrics: tuple[str, ...], energy_check: bool) -> EvaluationResult:
     """The CaloChallenge suite for voxel showers, the ILD suite for point showers."""
     from ..geometry import get_geometry
-    from ..geometry.cylindrical import GEOMETRY_OF_VOXEL_COUNT
     from .sources import ShowerSource, check_incident_energies, split_reference
 
     attrs = read_attrs(samples)
     gen = ShowerSource.of(samples)
     ref, ref_info, ref_geometry = reference_source(reference, cache)
-    with h5py.File(samples, "r") as f:
-        width = f["showers"].shape[1] if kind == "voxel-showers" else None
     first = next(ref.chunks(1))[1]
     if (kind == "voxel-showers") != isinstance(first, VoxelShowerSet):
-        raise PcbenchError(f"{samples} holds {kind}, but the reference {reference} holds "
-                           f"{type(first).__name__}: evaluate against a reference of the same kind")
-    name = attrs.get("geometry") or ref_geometry or (GEOMETRY_OF_VOXEL_COUNT.get(width) if width else "ild-ecal")
-    if name is None:
-        raise PcbenchError(f"{samples}: cannot tell the geometry of {width} voxels per shower; set the file's "
-                           "`geometry` attribute or use a registered reference")
-    geometry = get_geometry(name)
+        raise IncompatibleError(f"{samples} holds {kind}, but the reference {reference} holds "
+                                f"{first.kind}: evaluate against a reference of the same kind")
+    geometry = get_geometry(_shared_geometry(samples, attrs, kind, reference, first, ref_geometry))
     halves = split_reference(len(gen), len(ref), seed=42)
     energy = {"energy_check": "off"}
     if energy_check:

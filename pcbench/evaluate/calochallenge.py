@@ -31,6 +31,26 @@ __all__ = ["CALO_SUITE_VERSION", "CaloSuiteConfig", "calochallenge_suite", "hist
 CALO_SUITE_VERSION = "calochallenge-1"
 
 
+_SEP = ("e_ratio", "e_layer", "ec_eta", "ec_phi", "width_eta", "width_phi", "ec_r", "width_r", "sparsity", "cell")
+_FEATURE_OF = {"e_layer": "E_layer", "ec_eta": "EC_eta", "ec_phi": "EC_phi", "width_eta": "width_eta",
+               "width_phi": "width_phi", "ec_r": "EC_r", "width_r": "width_r", "sparsity": "sparsity"}
+_DEFS: dict[str, tuple[str, float, str]] = {
+    **{f"sep_{k}": (f"separation power of the {k.replace('_', ' ')} histogram"
+                    + ("s, mean over layers" if k not in ("e_ratio", "cell") else "")
+                    + " (CaloChallenge binning; 0 = identical, 1 = disjoint)", 1e3, "lower") for k in _SEP},
+    "fpd": ("Frechet physics distance on the high-level classifier inputs, N -> inf (CaloChallenge: jetnet fpd)", 1e3, "lower"),
+    "kpd": ("kernel physics distance on the high-level classifier inputs (CaloChallenge: jetnet kpd)", 1e3, "lower"),
+    "auc_low": ("DNN classifier AUC on log10 E_inc and voxels / E_inc (calibrated)", 1.0, "closer to 0.5"),
+    "jsd_low": ("DNN classifier JSD = (ln 2 - BCE) / ln 2 on the low-level inputs (calibrated)", 1.0, "lower"),
+    "auc_high": ("DNN classifier AUC on the high-level features (calibrated)", 1.0, "closer to 0.5"),
+    "jsd_high": ("DNN classifier JSD on the high-level features (calibrated)", 1.0, "lower"),
+    "precision": ("precision (k=5 NN balls) on log10 voxel energies", 1.0, "higher"),
+    "recall": ("recall (k=5) on log10 voxel energies", 1.0, "higher"),
+    "density": ("density (k=5) on log10 voxel energies (1 for identical distributions)", 1.0, "closer to 1"),
+    "coverage": ("coverage (k=5) on log10 voxel energies", 1.0, "higher"),
+}
+
+
 @dataclass(frozen=True)
 class CaloSuiteConfig(Profiles):
     """Settings; ``full`` is the challenge's (DNN 2 x 2048, 50 epochs), ``fast`` fits a CPU."""
@@ -50,30 +70,14 @@ class CaloSuiteConfig(Profiles):
     chunk_rows: int = 2_000
     metrics: tuple[str, ...] = ()
 
+    SUITE: ClassVar[str] = "CaloChallenge"
+    METRICS: ClassVar[tuple[str, ...]] = tuple(_DEFS)
     FAST: ClassVar[dict[str, Any]] = {
         "profile": "fast", "fpd_min_samples": 1_000, "fpd_max_samples": 5_000, "fpd_batches": 5, "fpd_points": 5,
         "kpd_batches": 5, "kpd_batch_size": 1_000, "sep_bootstrap": 5, "classifier": "fast",
         "lowlevel_values": 20_000_000}
 
 
-_SEP = ("e_ratio", "e_layer", "ec_eta", "ec_phi", "width_eta", "width_phi", "ec_r", "width_r", "sparsity", "cell")
-_FEATURE_OF = {"e_layer": "E_layer", "ec_eta": "EC_eta", "ec_phi": "EC_phi", "width_eta": "width_eta",
-               "width_phi": "width_phi", "ec_r": "EC_r", "width_r": "width_r", "sparsity": "sparsity"}
-_DEFS: dict[str, tuple[str, float, str]] = {
-    **{f"sep_{k}": (f"separation power of the {k.replace('_', ' ')} histogram"
-                    + ("s, mean over layers" if k not in ("e_ratio", "cell") else "")
-                    + " (CaloChallenge binning; 0 = identical, 1 = disjoint)", 1e3, "lower") for k in _SEP},
-    "fpd": ("Frechet physics distance on the high-level classifier inputs, N -> inf (CaloChallenge: jetnet fpd)", 1e3, "lower"),
-    "kpd": ("kernel physics distance on the high-level classifier inputs (CaloChallenge: jetnet kpd)", 1e3, "lower"),
-    "auc_low": ("DNN classifier AUC on log10 E_inc and voxels / E_inc (calibrated)", 1.0, "closer to 0.5"),
-    "jsd_low": ("DNN classifier JSD = (ln 2 - BCE) / ln 2 on the low-level inputs (calibrated)", 1.0, "lower"),
-    "auc_high": ("DNN classifier AUC on the high-level features (calibrated)", 1.0, "closer to 0.5"),
-    "jsd_high": ("DNN classifier JSD on the high-level features (calibrated)", 1.0, "lower"),
-    "precision": ("precision (k=5 NN balls) on log10 voxel energies", 1.0, "higher"),
-    "recall": ("recall (k=5) on log10 voxel energies", 1.0, "higher"),
-    "density": ("density (k=5) on log10 voxel energies (1 for identical distributions)", 1.0, "closer to 1"),
-    "coverage": ("coverage (k=5) on log10 voxel energies", 1.0, "higher"),
-}
 
 
 def histogram_bins(feature: str, layer: int, geometry: CylindricalGeometry, threshold: float,

@@ -23,6 +23,18 @@ __all__ = ["ILD_SUITE_VERSION", "ILDSuiteConfig", "ild_suite", "summarise_points
 ILD_SUITE_VERSION = "ild-1"
 
 
+_DEFS = {
+    "w1_n_hits": "W1 of the number of cell hits above threshold (CaloClouds II N_hits)",
+    "w1_e_ratio": "W1 of E_vis / E_inc (CaloClouds II)",
+    "w1_e_cell": "W1 of the cell energies (the first N hits, as the reference code)",
+    "w1_e_long": "W1 of the energies of 10 layer groups, mean, stds in quadrature (CaloClouds II E_long)",
+    "w1_e_radial": "W1 of the energies in 10 radial rings, mean, stds in quadrature (CaloClouds II E_radial)",
+    "w1_cog_x": "W1 of the centre of gravity in x (m1,X)",
+    "w1_cog_y": "W1 of the centre of gravity in y, the depth (the paper's m1,Z)",
+    "w1_cog_z": "W1 of the centre of gravity in z (the paper's m1,Y)",
+}
+
+
 @dataclass(frozen=True)
 class ILDSuiteConfig(Profiles):
     """Settings: the CaloClouds II W1 protocol (5 batches of 10,000, normalised by the real
@@ -39,19 +51,11 @@ class ILDSuiteConfig(Profiles):
     max_cells_kept: int = 5_000_000  # cell energies kept per sample for plots
     metrics: tuple[str, ...] = ()
 
+    SUITE: ClassVar[str] = "ILD / CaloClouds"
+    METRICS: ClassVar[tuple[str, ...]] = (*_DEFS, "auc_high", "jsd_high")
     FAST: ClassVar[dict[str, Any]] = {"profile": "fast", "classifier": "fast"}
 
 
-_DEFS = {
-    "w1_n_hits": "W1 of the number of cell hits above threshold (CaloClouds II N_hits)",
-    "w1_e_ratio": "W1 of E_vis / E_inc (CaloClouds II)",
-    "w1_e_cell": "W1 of the cell energies (the first N hits, as the reference code)",
-    "w1_e_long": "W1 of the energies of 10 layer groups, mean, stds in quadrature (CaloClouds II E_long)",
-    "w1_e_radial": "W1 of the energies in 10 radial rings, mean, stds in quadrature (CaloClouds II E_radial)",
-    "w1_cog_x": "W1 of the centre of gravity in x (m1,X)",
-    "w1_cog_y": "W1 of the centre of gravity in y, the depth (the paper's m1,Z)",
-    "w1_cog_z": "W1 of the centre of gravity in z (the paper's m1,Y)",
-}
 
 
 def summarise_points(src: ShowerSource, row_sets: dict[str, np.ndarray], grid: LayeredGrid, threshold: float,
@@ -141,5 +145,6 @@ def ild_suite(gen: ShowerSource, reference: ShowerSource, halves: Halves, grid: 
                 "threshold_mev": threshold, "w1_batches": cfg.w1_batches, "w1_batch_size": batch_size,
                 "normalisation": cfg.normalisation, "classifier": cfg.classifier, "config": asdict(cfg),
                 "details": extra, "truth_details": truth_extra,
-                "mean_outside_energy_mev": float(g["outside_energy"].mean())}
+                "mean_outside_energy_mev": float(g["outside_energy"].mean()),
+                "empty_generated_showers": int(np.sum(g["n_hits"] == 0))}
     return metrics, settings, {"gen": g, "real": a}

@@ -16,11 +16,34 @@ import numpy as np
 from .._profiles import Profiles
 from ..data import JET_TYPES, JetSet
 from ..metrics import classifier, divergence, emd, frechet, jet_observables, kernel, wasserstein
+from ..errors import IncompatibleError, MetricError
 from .result import MetricValue
 
-__all__ = ["JET_SUITE_VERSION", "JetSuiteConfig", "jet_features", "jet_suite", "infer_jet_type"]
+__all__ = ["JET_SUITE_VERSION", "MIN_JETS", "JetSuiteConfig", "jet_features", "jet_suite", "infer_jet_type",
+           "fpnd_unavailable"]
 
 JET_SUITE_VERSION = "jets-1"
+MIN_JETS = 10  # fewest generated jets (and half the fewest reference jets) the suite accepts
+
+
+_DEFS: dict[str, tuple[str, float, str]] = {
+    "w1m": ("W1 of the relative jet mass m/pT_jet (jetnet w1m)", 1e3, "lower"),
+    "w1p": ("W1 of particle etarel, phirel, ptrel, mean over the 3 (jetnet w1p)", 1e3, "lower"),
+    "w1efp": ("W1 of the 5 EFPs with n=4, d=4, prime, mean (jetnet w1efp)", 1e5, "lower"),
+    "fpd": ("Frechet physics distance on the 36 EFPs d<=4, N -> inf (jetnet fpd)", 1e3, "lower"),
+    "kpd": ("kernel physics distance on the 36 EFPs d<=4 (jetnet kpd)", 1e3, "lower"),
+    "cov": ("coverage: fraction of real jets nearest (EMD) to some generated jet (jetnet cov_mmd)", 1.0, "higher"),
+    "mmd": ("minimum matching distance: mean EMD [relative pT] of a real jet to its nearest generated jet (jetnet cov_mmd)", 1.0, "lower"),
+    "fpnd": ("Frechet ParticleNet distance to real JetNet30 statistics (jetnet fpnd; no error defined)", 1.0, "lower"),
+    "w1_tau21": ("W1 of tau21 (exclusive-kT axes, beta=1)", 1e3, "lower"),
+    "w1_tau32": ("W1 of tau32 (exclusive-kT axes, beta=1)", 1e3, "lower"),
+    "kl_mass": ("KL(real||gen) of the relative jet mass, 50 bins", 1e3, "lower"),
+    "kl_ptconst": ("KL(real||gen) of the constituents' ptrel, 50 bins", 1e3, "lower"),
+    "kl_tau21": ("KL(real||gen) of tau21, 50 bins", 1e3, "lower"),
+    "kl_tau32": ("KL(real||gen) of tau32, 50 bins", 1e3, "lower"),
+    "auc_hl": ("ROC AUC of boosted trees on m, pT, multiplicity, tau21, tau32, 36 EFPs (k-fold)", 1.0, "closer to 0.5"),
+    "auc_pl": ("ROC AUC of a Deep Sets network on the constituents (k-fold)", 1.0, "closer to 0.5"),
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,8 @@ class JetSuiteConfig(Profiles):
     deepsets_epochs: int = 10
     metrics: tuple[str, ...] = ()  # the metrics to compute; empty: all
 
+    SUITE: ClassVar[str] = "jet"
+    METRICS: ClassVar[tuple[str, ...]] = tuple(_DEFS)
     FAST: ClassVar[dict[str, Any]] = {  # small batches for tests and the demo
         "profile": "fast", "w1_samples": 10_000, "fpd_min_samples": 2_000, "fpd_max_samples": 5_000, "fpd_batches": 5,
         "fpd_points": 5, "kpd_batches": 5, "kpd_batch_size": 1_000, "cov_samples": 50, "cov_batches": 5,
@@ -70,24 +95,6 @@ def _hl_matrix(f: dict[str, np.ndarray]) -> np.ndarray:
     return np.column_stack([f["mass"], f["pt"], f["multiplicity"], f["tau21"], f["tau32"], f["efps"]])
 
 
-_DEFS: dict[str, tuple[str, float, str]] = {
-    "w1m": ("W1 of the relative jet mass m/pT_jet (jetnet w1m)", 1e3, "lower"),
-    "w1p": ("W1 of particle etarel, phirel, ptrel, mean over the 3 (jetnet w1p)", 1e3, "lower"),
-    "w1efp": ("W1 of the 5 EFPs with n=4, d=4, prime, mean (jetnet w1efp)", 1e5, "lower"),
-    "fpd": ("Frechet physics distance on the 36 EFPs d<=4, N -> inf (jetnet fpd)", 1e3, "lower"),
-    "kpd": ("kernel physics distance on the 36 EFPs d<=4 (jetnet kpd)", 1e3, "lower"),
-    "cov": ("coverage: fraction of real jets nearest (EMD) to some generated jet (jetnet cov_mmd)", 1.0, "higher"),
-    "mmd": ("minimum matching distance: mean EMD [relative pT] of a real jet to its nearest generated jet (jetnet cov_mmd)", 1.0, "lower"),
-    "fpnd": ("Frechet ParticleNet distance to real JetNet30 statistics (jetnet fpnd; no error defined)", 1.0, "lower"),
-    "w1_tau21": ("W1 of tau21 (exclusive-kT axes, beta=1)", 1e3, "lower"),
-    "w1_tau32": ("W1 of tau32 (exclusive-kT axes, beta=1)", 1e3, "lower"),
-    "kl_mass": ("KL(real||gen) of the relative jet mass, 50 bins", 1e3, "lower"),
-    "kl_ptconst": ("KL(real||gen) of the constituents' ptrel, 50 bins", 1e3, "lower"),
-    "kl_tau21": ("KL(real||gen) of tau21, 50 bins", 1e3, "lower"),
-    "kl_tau32": ("KL(real||gen) of tau32, 50 bins", 1e3, "lower"),
-    "auc_hl": ("ROC AUC of boosted trees on m, pT, multiplicity, tau21, tau32, 36 EFPs (k-fold)", 1.0, "closer to 0.5"),
-    "auc_pl": ("ROC AUC of a Deep Sets network on the constituents (k-fold)", 1.0, "closer to 0.5"),
-}
 
 
 def _pair(gen: JetSet, gf: dict[str, np.ndarray], real: JetSet, rf: dict[str, np.ndarray],
@@ -157,25 +164,23 @@ def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConf
     B to A for the truth-vs-truth column.
     """
     if gen.num_particles != reference.num_particles:
-        raise ValueError(f"generated jets have {gen.num_particles} particle slots, the reference "
-                         f"{reference.num_particles}: evaluate against the matching data set")
+        raise IncompatibleError(f"the generated jets have {gen.num_particles} particle slots, the reference "
+                                f"{reference.num_particles}: evaluate against the data set with the same particle "
+                                "count (jetnet30: 30, jetnet150: 150)")
     n = min(len(gen), len(reference) // 2)
-    if n < 10:
-        raise ValueError(f"too few jets to evaluate: {len(gen)} generated, {len(reference)} reference")
+    if n < MIN_JETS:
+        raise IncompatibleError(f"too few jets to evaluate: {len(gen)} generated and {len(reference)} reference jets; "
+                                f"the suite needs at least {MIN_JETS} generated and {2 * MIN_JETS} reference jets")
     perm = np.random.default_rng(cfg.seed).permutation(len(reference))
     real_a, real_b, gen_n = reference.subset(perm[:n]), reference.subset(perm[n:2 * n]), gen.subset(slice(0, n))
     step = progress or (lambda _msg: None)
     step("features")
     fa, fb, fg = jet_features(real_a), jet_features(real_b), jet_features(gen_n)
-    fpnd_type = None
-    if cfg.fpnd and gen.num_particles == 30 and jet_type in ("g", "q", "t"):
-        from ..metrics import fpnd
-
-        try:
-            fpnd.fpnd_resources()
-            fpnd_type = jet_type
-        except Exception:  # noqa: BLE001 - FPND is skipped, and the record says why
-            fpnd_type = None
+    fpnd_type, fpnd_reason = None, fpnd_unavailable(gen.num_particles, jet_type) if cfg.fpnd else "switched off"
+    if fpnd_reason is None:
+        fpnd_type = jet_type
+    elif "fpnd" in cfg.metrics:
+        raise MetricError(f"fpnd was requested but cannot be computed: {fpnd_reason}")
     model = _pair(gen_n, fg, real_a, fa, cfg, fpnd_type, step)
     truth = _pair(real_b, fb, real_a, fa, cfg, fpnd_type, lambda _m: None)
     metrics = {}
@@ -183,9 +188,30 @@ def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConf
         definition, scale, better = _DEFS[name]
         metrics[name] = MetricValue(name, value, error, definition, scale, truth[name][0], truth[name][1], better)
     settings = {"suite_version": JET_SUITE_VERSION, "n_jets": n, "config": asdict(cfg),
-                "jet_type": jet_type, "fpnd": "computed" if fpnd_type else
-                "skipped: needs 30-particle g, q or t jets and the jetnet wheel's ParticleNet weights"}
+                "jet_type": jet_type, "fpnd": "computed" if fpnd_type else f"skipped: {fpnd_reason}"}
     return metrics, settings, {"gen": (gen_n, fg), "real": (real_a, fa)}
+
+
+def fpnd_unavailable(num_particles: int, jet_type: str | None) -> str | None:
+    """Why FPND cannot be computed for these jets (None: it can).
+
+    FPND compares ParticleNet activations with the real JetNet30 statistics that the jetnet
+    0.2.5 wheel ships, for 30-particle g, q and t jets only.
+    """
+    if num_particles != 30:
+        return f"FPND is defined for 30-particle jets (JetNet30); these have {num_particles} slots"
+    if jet_type is None:
+        return ("the jet class is unknown (no jet_type dataset or attribute in the reference or the samples, and no "
+                "g/q/t file name): pass --jet-type g|q|t")
+    if jet_type not in ("g", "q", "t"):
+        return f"real JetNet statistics exist for g, q and t jets only, not {jet_type!r}"
+    from ..metrics import fpnd
+
+    try:
+        fpnd.fpnd_resources()
+    except Exception as exc:  # noqa: BLE001 - the reason is reported, with the install command
+        return f"the jetnet 0.2.5 wheel's ParticleNet weights are missing ({exc}); pip install --no-deps jetnet==0.2.5"
+    return None
 
 
 def infer_jet_type(*sets: JetSet) -> str | None:

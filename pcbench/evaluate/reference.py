@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from .._io import file_md5
-from ..data import Cache, default_registry, load, read
-from ..data.loaders import dataset_paths, split_files
+from ..data import Cache, load, read
+from ..data.loaders import dataset_paths, resolve_files, split_files
 from .sources import ShowerSource
 
 __all__ = ["load_reference", "reference_source"]
@@ -20,7 +20,7 @@ def _file_info(path: Path) -> dict[str, Any]:
 def _registered(reference: str, cache: Cache | None, split: str):
     """(entry, files, the split to use, cache) of a registered data set: ``split``, or all of a
     data set that has no splits."""
-    entry, files = default_registry().resolve(reference)
+    entry, files = resolve_files(reference)
     return entry, files, split if entry.split.get("convention") != "none" else "all", cache or Cache()
 
 

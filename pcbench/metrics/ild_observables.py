@@ -77,25 +77,29 @@ def w1_scores(real: np.ndarray, gen: np.ndarray, batches: int = 5, batch_size: i
     maximum of |x|, as the reference's comment says; ``standardise``: (x - mean) / std, as its
     released notebook does); W1 on ``batches`` consecutive batches of ``batch_size`` rows, mean
     and std; the grouped scores (E_long, E_radial) are the mean of their 10 means with the stds
-    added in quadrature.  Rows with an undefined observable (no hits) are dropped.
+    added in quadrature.
+
+    Empty showers are part of the sample: their hit count and energies are zero.  Only what is
+    undefined for them (the centre of gravity; E_cell past the last hit) is left out, column by
+    column; a column with fewer than ``batches x batch_size`` defined rows in either sample uses
+    the largest batch that fits (``w1_batch_sizes`` tells which), and a column with fewer than
+    ``batches`` defined rows scores NaN.
     """
-    real, gen = real[np.isfinite(real).all(1)], gen[np.isfinite(gen).all(1)]
-    if normalisation == "max":
-        scale = np.abs(real).max(0)
-        real, gen = real / np.where(scale == 0, 1, scale), gen / np.where(scale == 0, 1, scale)
-    elif normalisation == "standardise":
-        mu, sd = real.mean(0), real.std(0)
-        sd = np.where(sd == 0, 1, sd)
-        real, gen = (real - mu) / sd, (gen - mu) / sd
-    else:
+    if normalisation not in ("max", "standardise"):
         raise ValueError(f"normalisation must be 'max' or 'standardise', got {normalisation!r}")
-    need = batches * batch_size
-    if len(real) < need or len(gen) < need:
-        raise ValueError(f"W1 scores need {batches} x {batch_size} = {need} showers in each sample, got "
-                         f"{len(real)} and {len(gen)}: lower the batch size")
-    means, stds = np.empty(real.shape[1]), np.empty(real.shape[1])
+    means, stds = np.full(real.shape[1], np.nan), np.full(real.shape[1], np.nan)
     for k in range(real.shape[1]):
-        vals = [wasserstein.w1(real[i:i + batch_size, k], gen[i:i + batch_size, k]) for i in range(0, need, batch_size)]
+        r, g = real[:, k][np.isfinite(real[:, k])], gen[:, k][np.isfinite(gen[:, k])]
+        bs = min(batch_size, min(len(r), len(g)) // batches)
+        if bs < 1:
+            continue
+        if normalisation == "max":
+            scale = np.abs(r).max()
+            shift, scale = 0.0, scale if scale > 0 else 1.0
+        else:
+            shift, scale = r.mean(), r.std() if r.std() > 0 else 1.0
+        r, g = (r - shift) / scale, (g - shift) / scale
+        vals = [wasserstein.w1(r[i:i + bs], g[i:i + bs]) for i in range(0, batches * bs, bs)]
         means[k], stds[k] = np.mean(vals), np.std(vals)
     names = ["cog_x", "cog_y", "cog_z", "n_hits", "e_ratio", "e_cell"]
     out = {name: (float(means[k]), float(stds[k])) for k, name in enumerate(names)}

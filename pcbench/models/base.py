@@ -21,6 +21,7 @@ from torch import nn
 
 from .._io import atomic_path
 from ..data import JetSet
+from ..errors import CheckpointError, UsageError
 from ..metrics.jet_observables import jet_kinematics, wrap_phi
 
 __all__ = ["JetStats", "JetGenerator", "equal_multiplicity_batches", "save_checkpoint", "load_checkpoint_file"]
@@ -187,9 +188,48 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def load_checkpoint_file(path: str | Path, device: str = "cpu") -> dict[str, Any]:
-    """The payload of a checkpoint and the md5 of its bytes (``checkpoint_md5``)."""
-    data = Path(path).read_bytes()
-    payload = torch.load(io.BytesIO(data), map_location=device, weights_only=False)
+    """The payload of a pcbench checkpoint and the md5 of its bytes (``checkpoint_md5``).
+
+    Raises :class:`~pcbench.errors.CheckpointError` for a missing file, one torch cannot read
+    (truncated, corrupt, not a torch file) and a torch file that is not a pcbench checkpoint.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
+    try:
+        payload = torch.load(io.BytesIO(data), map_location=device, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable torch checkpoint: truncated, corrupt or another kind of file "
+                              f"({len(data):,} bytes; torch: {reason})") from None
+    if not isinstance(payload, dict) or not {"model", "config", "state_dict"} <= set(payload):
+        raise CheckpointError(f"{path}: a torch file, but not a pcbench checkpoint (it needs the keys model, config "
+                              "and state_dict; `pcbench train` writes them)")
     payload["checkpoint_md5"] = hashlib.md5(data, usedforsecurity=False).hexdigest()
     return payload
 
+
+def resume_path(out_dir: str | Path, resume: bool) -> Path | None:
+    """``out_dir/last.pt`` to continue from with ``--resume``; raises if there is none (a resume
+    that silently starts afresh would lose the user's intent)."""
+    last = Path(out_dir) / "last.pt"
+    if not resume:
+        return None
+    if not last.is_file():
+        raise UsageError(f"--resume: {last} does not exist, so there is nothing to continue; train without --resume "
+                         "to start afresh")
+    return last
+
+
+def unfinished_parts(payload: dict[str, Any]) -> list[str]:
+    """What a checkpoint has not finished training, e.g. ``["point model (0 of 3000 steps)"]``
+    (empty: trained as configured).  Jets: epochs short of the planned number; showers: the parts
+    the shower trainer recorded."""
+    if "train_state" in payload:
+        return list(payload["train_state"].get("untrained", []))
+    planned, epoch = payload.get("planned_epochs"), payload.get("epoch")
+    if planned is not None and epoch is not None and epoch < planned:
+        return [f"{payload['model']} ({epoch} of {planned} epochs)"]
+    return []

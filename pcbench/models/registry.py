@@ -9,7 +9,9 @@ import torch
 
 from ..data import JetSet
 from .base import JetGenerator, JetStats
+from ..errors import ConfigError
 from .baseline import IndependentParticles
+from .config import configured
 from .epic_fm import EPiCFM
 from .epic_gan import EPiCGAN
 from .mpgan import MPGAN
@@ -22,13 +24,8 @@ MODELS: dict[str, type[JetGenerator]] = {m.name: m for m in (EPiCGAN, EPiCFM, MP
 def model_config(name: str, config: str | dict[str, Any] = "small", **overrides: Any) -> dict[str, Any]:
     """A named config (``small``, ``full``) of model ``name``, with ``overrides`` applied."""
     if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    cls = MODELS[name]
-    base = cls.configs[config] if isinstance(config, str) else config
-    unknown = set(overrides) - set(cls.configs["full"])
-    if unknown:
-        raise KeyError(f"{name} has no setting(s) {', '.join(sorted(unknown))}")
-    return {**base, **{k: v for k, v in overrides.items() if v is not None}}
+        raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return configured(name, MODELS[name].configs, config, **overrides)
 
 
 def build_model(name: str, config: dict[str, Any], jets: JetSet | None = None,

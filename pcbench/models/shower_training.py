@@ -23,11 +23,12 @@ import torch
 
 from .. import __version__
 from ..data.containers import ShowerPointSet, VoxelShowerSet
-from ..errors import PcbenchError
+from ..errors import CheckpointError, PcbenchError, UsageError
 from ..geometry import get_geometry, layer_stack, project, to_points
 from ..geometry.cylindrical import GEOMETRY_OF_VOXEL_COUNT
 from ..metrics.calo_features import threshold_voxels
-from .base import load_checkpoint_file, save_checkpoint
+from .base import load_checkpoint_file, resume_path, save_checkpoint
+from .config import configured
 from .caloclouds import CaloClouds
 from .caloclouds2 import CaloClouds2
 from .caloclouds2_cm import CaloClouds2CM
@@ -43,11 +44,8 @@ SHOWER_MODELS = {m.name: m for m in (CaloClouds, CaloClouds2, CaloClouds2CM, Ind
 
 
 def shower_model_config(name: str, config: str = "small", **overrides: Any) -> dict[str, Any]:
-    cls = SHOWER_MODELS[name]
-    unknown = set(overrides) - set(cls.configs["full"])
-    if unknown:
-        raise KeyError(f"{name} has no setting(s) {', '.join(sorted(unknown))}")
-    return {**cls.configs[config], **{k: v for k, v in overrides.items() if v is not None}}
+    """A named config (``small``, ``full``) of shower model ``name``, with ``overrides`` applied."""
+    return configured(name, SHOWER_MODELS[name].configs, config, **overrides)
 
 
 def as_point_showers(data: ShowerPointSet | VoxelShowerSet, seed: int = 0) -> tuple[ShowerPointSet, str | None]:
@@ -103,6 +101,9 @@ def _payload(model, name: str, state: dict[str, Any], opts: ShowerTrainOptions) 
 def load_shower_model(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
     """A shower generator restored from a checkpoint (eval mode) and the checkpoint's payload."""
     payload = load_checkpoint_file(path, device)
+    if payload["model"] not in SHOWER_MODELS:
+        raise CheckpointError(f"{path}: a checkpoint of {payload['model']!r}, not of a shower model "
+                              f"({', '.join(SHOWER_MODELS)})")
     cls = SHOWER_MODELS[payload["model"]]
     if cls is IndependentShowerPoints:
         model = cls(payload["config"])
@@ -183,6 +184,7 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet |
     torch.manual_seed(opts.seed)
     out = Path(opts.out_dir)
     last = out / "last.pt"
+    resumed = resume_path(out, opts.resume)
     if name == "shower-baseline":
         model = IndependentShowerPoints(config, data, opts.seed)
         if rank == 0:
@@ -190,7 +192,7 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet |
         return last
     if name == "caloclouds2-cm":
         if opts.teacher is None:
-            raise ValueError("caloclouds2-cm distils a trained CaloClouds II: give --teacher CKPT")
+            raise UsageError("caloclouds2-cm distils a trained CaloClouds II: give --teacher CKPT")
         teacher, _ = load_shower_model(opts.teacher, device)
         model = CaloClouds2CM.from_teacher(teacher, config).to(device)
         opts.provenance = {**opts.provenance, "teacher": str(opts.teacher)}
@@ -204,8 +206,8 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet |
     state: dict[str, Any] = {"flow_epoch": 0, "step": 0, "cm_step": 0, "history": []}
     flow_opt = torch.optim.Adam(model.flow.parameters(), lr=c["flow_lr"])
     net_opt = torch.optim.RAdam(model.denoiser.parameters(), lr=c["lr"])
-    if opts.resume and last.exists():
-        saved = load_checkpoint_file(last, device)
+    if resumed is not None:
+        saved = load_checkpoint_file(resumed, device)
         model.load_state_dict(saved["state_dict"])
         state = saved["train_state"]
         for k, o in (("flow", flow_opt), ("net", net_opt)):
@@ -275,10 +277,28 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet |
         if finished and teacher is None and rank == 0 and model.occupancy is None:
             model.eval()
             model.occupancy = _fit_occupancy(model, data, opts.occupancy_showers, opts.seed)
-        state["finished"] = bool(finished)
+        state["untrained"] = _untrained(model, state, teacher is not None)
+        state["finished"] = not state["untrained"]
         return run.save({"flow": flow_opt, "net": net_opt})
     finally:
         run.close()
+
+
+def _untrained(model, state: dict[str, Any], distilled: bool) -> list[str]:
+    """The parts a (budget-stopped) run left short of its config, in words, for the checkpoint,
+    the last line of ``train`` and the warning of ``sample``."""
+    c, out = model.config, []
+    if distilled:
+        if state["cm_step"] < c["cm_steps"]:
+            out.append(f"consistency distillation ({state['cm_step']} of {c['cm_steps']} steps)")
+        return out
+    if state["flow_epoch"] < c["flow_epochs"]:
+        out.append(f"ShowerFlow ({state['flow_epoch']} of {c['flow_epochs']} epochs)")
+    if state["step"] < c["diffusion_steps"]:
+        out.append(f"point model ({state['step']} of {c['diffusion_steps']} steps)")
+    if model.occupancy is None:
+        out.append("occupancy calibration (not fitted)")
+    return out
 
 
 def _trained_parts(model) -> list[tuple[torch.nn.Module, str]]:

@@ -21,8 +21,10 @@ from .. import __version__
 from ..data import JetSet
 from ..metrics.jet_observables import jet_kinematics
 from ..metrics.wasserstein import w1
-from .base import JetGenerator, JetStats, equal_multiplicity_batches, load_checkpoint_file, save_checkpoint
-from .registry import build_model
+from .base import (JetGenerator, JetStats, equal_multiplicity_batches, load_checkpoint_file, resume_path,
+                   save_checkpoint)
+from ..errors import CheckpointError
+from .registry import MODELS, build_model
 
 __all__ = ["TrainOptions", "train", "load_model", "distributed_context"]
 
@@ -85,7 +87,7 @@ def _payload(model: JetGenerator, name: str, optimizers, epoch: int, history: li
              opts: TrainOptions, world: int) -> dict[str, Any]:
     return {"model": name, "config": model.config, "stats": model.stats.to_dict(), "state_dict": model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in optimizers.items()}, "epoch": epoch, "history": history,
-            "best": best, "seed": opts.seed, "world_size": world, "torch_rng": torch.get_rng_state(),
+            "best": best, "planned_epochs": opts.epochs, "seed": opts.seed, "world_size": world, "torch_rng": torch.get_rng_state(),
             "provenance": {**opts.provenance, "pcbench_version": __version__, "torch": torch.__version__}}
 
 
@@ -98,8 +100,9 @@ def train(name: str, config: dict[str, Any], train_jets: JetSet, opts: TrainOpti
     model = build_model(name, config, train_jets).to(device)
     optimizers = model.make_optimizers()
     start, history, best = 0, [], {"epoch": None, "w1m": float("inf")}
-    if opts.resume and (out / "last.pt").exists():
-        state = load_checkpoint_file(out / "last.pt", device)
+    last = resume_path(out, opts.resume)
+    if last is not None:
+        state = load_checkpoint_file(last, device)
         model.load_state_dict(state["state_dict"])
         for k, o in optimizers.items():
             o.load_state_dict(state["optimizers"][k])
@@ -165,6 +168,8 @@ def train(name: str, config: dict[str, Any], train_jets: JetSet, opts: TrainOpti
 def load_model(path: str | Path, device: str = "cpu") -> tuple[JetGenerator, dict[str, Any]]:
     """A generator restored from a checkpoint, in eval mode, and the checkpoint's payload."""
     payload = load_checkpoint_file(path, device)
+    if payload["model"] not in MODELS:
+        raise CheckpointError(f"{path}: a checkpoint of {payload['model']!r}, not of a jet model ({', '.join(MODELS)})")
     model = build_model(payload["model"], payload["config"], stats=JetStats.from_dict(payload["stats"]))
     if payload["model"] == "independent":  # its particle pool is a buffer of a size known only now
         model.pool = torch.empty_like(payload["state_dict"]["pool"])
