@@ -12,7 +12,7 @@ from ..data.simulate import JetSimConfig, simulate_jets
 from ..data.simulate.showers import LABEL, SHOWER_TARGETS, simulate_showers
 from ..data.workfiles import folder_problem
 from . import cli, console
-from .data import cache_option
+from .data import writable_cache_option
 
 JET_TARGETS = {"jetnet30": 30, "jetnet150": 150}
 
@@ -44,7 +44,7 @@ def _writable_output(_ctx: click.Context, _param: click.Parameter, value: Path |
               help="Keep the chunks an interrupted run left; refused if they were made with other settings or seed.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
               help="Objects per chunk (changes the seeds) [default: 250 jets, 100 showers].")
-@cache_option
+@writable_cache_option
 def simulate(target: str, jet_type: str, file_key: str | None, n: int | None, seed: int | None, workers: int,
              output: Path | None, resume: bool, chunk_size: int | None, cache_dir: Path | None) -> None:
     """Make offline data: jets with Pythia 8 + FastJet (docs/simulation-jets.md), or PARAMETERISED

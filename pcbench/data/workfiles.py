@@ -155,12 +155,13 @@ def remove_if_unlocked(lock: str | os.PathLike[str]) -> bool:
     return True
 
 
-def folder_problem(folder: str | os.PathLike[str], create: bool) -> str | None:
-    """Why files cannot be written into ``folder``, or None if they can.
+def folder_problem(folder: str | os.PathLike[str], create: bool, probe: bool = True) -> str | None:
+    """Why files cannot be written into ``folder`` (or, without ``probe``, why it cannot be
+    used), or None if they can.
 
     With ``create`` the folder itself may be missing (it will be made) but its parent must exist;
-    otherwise the folder must exist.  Writability is tested by creating a temporary file (as the
-    run will), which also holds for root and read-only file systems.
+    otherwise the folder must exist.  With ``probe`` writability is tested by creating a temporary
+    file, as the run will (this also holds for root and for read-only file systems).
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -169,12 +170,15 @@ def folder_problem(folder: str | os.PathLike[str], create: bool) -> str | None:
         if not create:
             return f"the folder {folder} does not exist"
         if not folder.parent.is_dir():
-            return f"the parent folder {folder.parent} of {folder} does not exist"
+            what = "is a file, not a folder" if folder.parent.exists() else "does not exist"
+            return f"the parent folder {folder.parent} of {folder} {what}"
         folder = folder.parent
+    if not probe:
+        return None
     try:
-        fd, probe = tempfile.mkstemp(prefix=".pcbench-write-test.", dir=folder)
+        fd, name = tempfile.mkstemp(prefix=".pcbench-write-test.", dir=folder)
     except OSError as exc:
         return f"the folder {folder} is not writable ({exc.strerror})"
     os.close(fd)
-    os.unlink(probe)
+    os.unlink(name)
     return None
