@@ -159,10 +159,10 @@ def test_a_second_simulate_into_one_output_is_refused(tmp_path):
     out = tmp_path / "cc2.h5"
     first = pcbench_process("-m", "pcbench", "simulate", "calochallenge-2", "-n", "12", "--chunk-size", "1",
                             "--seed", "1", "-o", str(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    lock = lock_path(out)
+    first_chunk = tmp_path / "cc2.h5.chunks" / "chunk_00000_1.npz"
     deadline = time.monotonic() + 60
-    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    while not first_chunk.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the first run is simulating
     res = CliRunner().invoke(cli, ["simulate", "calochallenge-2", "-n", "12", "--chunk-size", "1", "--seed", "2",
                                    "-o", str(out)])
     assert first.poll() is None, "the first run ended before the second started: make it longer"
