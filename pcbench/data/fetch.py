@@ -120,22 +120,25 @@ def _expected(entry: DatasetEntry, f: FileEntry, cache: Cache, opts: FetchOption
     return None, "none", f.size
 
 
-def _problem(path: Path, entry: DatasetEntry, f: FileEntry, md5: str | None, origin: str,
-             size: int | None) -> str | None:
-    """Why ``path`` may not be (or stay) the cached copy of ``f``, or None if it may."""
+def _problem(path: Path, seen: str, entry: DatasetEntry, f: FileEntry, md5: str | None, origin: str,
+             size: int | None) -> tuple[str, str] | None:
+    """Why ``path`` (of md5 ``seen``) may not be (or stay) the cached copy of ``f``, as (the check
+    that failed: size, md5 or layout; the reason), or None if it may."""
     have = path.stat().st_size
     if size is not None and have != size:
         source = "registered size" if f.size is not None else "size from Zenodo's records API"
-        return f"size mismatch: {have:,} bytes, expected {size:,} ({source}): incomplete, or not the published file"
-    if md5 is not None:
-        seen = file_md5(path)
-        if seen != md5:
-            return f"checksum mismatch: md5 {seen}, expected {md5} ({origin})"
+        return "size", f"size mismatch: {have:,} bytes, expected {size:,} ({source}): incomplete, or not the published file"
+    if md5 is not None and seen != md5:
+        return "md5", f"checksum mismatch: md5 {seen}, expected {md5} ({origin})"
     if not f.md5:
         problem = layout_problem(path, entry)
         if problem:
-            return f"not a complete {entry.format} file for {entry.name}: {problem}"
+            return "layout", f"not a complete {entry.format} file for {entry.name}: {problem}"
     return None
+
+
+#: The error a failed check of a download raises.
+_ERRORS: dict[str, type[FetchError]] = {"size": ChecksumError, "md5": ChecksumError, "layout": FetchError}
 
 
 def _sweep(dest: Path, part: Path) -> None:
@@ -222,12 +225,13 @@ def fetch_file(entry: DatasetEntry, f: FileEntry, cache: Cache | None = None,
         cache.sweep()
         md5, origin, size = _expected(entry, f, cache, opts)
         if dest.is_file() and not opts.refresh:
-            problem = _problem(dest, entry, f, md5, origin, size)
+            seen = file_md5(dest)
+            problem = _problem(dest, seen, entry, f, md5, origin, size)
             if problem is None:
                 if md5 is None:
-                    cache.pin(entry, f, file_md5(dest), dest.stat().st_size, "first-use")
+                    cache.pin(entry, f, seen, dest.stat().st_size, "first-use")
                 return dest
-            if origin == "pinned" and not problem.startswith("checksum"):
+            if origin == "pinned" and seen == md5:
                 # the copy has the pinned md5 yet fails the other checks: an older pcbench pinned a
                 # truncated download; the next complete download replaces the pin
                 md5, origin, size = _expected(entry, f, cache, replace(opts, refresh=True))
@@ -236,12 +240,12 @@ def fetch_file(entry: DatasetEntry, f: FileEntry, cache: Cache | None = None,
             part.unlink(missing_ok=True)  # a refresh starts from zero, not from an old partial file
         url = file_url(f, opts.mirror)
         _download(url, part, opts, on_progress, entry, f)
-        problem = _problem(part, entry, f, md5, origin, size)
+        seen, got = file_md5(part), part.stat().st_size
+        problem = _problem(part, seen, entry, f, md5, origin, size)
         if problem:
             part.unlink()
-            error = FetchError if problem.startswith("not a complete") else ChecksumError
-            raise error(f"{url}: {problem}; the download was discarded and nothing was written to the cache")
-        seen, got = file_md5(part), part.stat().st_size
+            raise _ERRORS[problem[0]](f"{url}: {problem[1]}; the download was discarded and nothing was written "
+                                      "to the cache")
         part.replace(dest)
         if f.md5 is None and origin != "pinned":
             cache.pin(entry, f, seen, got, "zenodo-api" if origin == "zenodo-api" else "first-download")
