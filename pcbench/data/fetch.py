@@ -218,7 +218,10 @@ def fetch_file(entry: DatasetEntry, f: FileEntry, cache: Cache | None = None,
     """
     cache = cache or Cache()
     dest = cache.path(entry, f)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"cannot make the cache folder {dest.parent} ({exc.strerror}); pass --cache-dir DIR") from None
     part = dest.with_name(dest.name + ".part")
     with run_lock(dest, timeout=opts.lock_timeout, hint="it is being fetched by another process"):
         _sweep(dest, part)
