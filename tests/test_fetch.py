@@ -327,6 +327,29 @@ def test_cli_fetch_removes_what_killed_runs_left(tmp_path, file_server, jet_file
     assert "verified (md5 published in the registry)" in again.output
 
 
+def test_cli_a_partial_file_from_one_mirror_is_never_resumed_from_another(tmp_path, file_server, jet_file,
+                                                                          use_registry):
+    # another file, larger than the CLI's 1 MiB read size so that the cut leaves a partial file
+    other = h5_bytes(**dict(zip(("particle_features", "jet_features"), jetnet_arrays(n=5000, seed=9))))
+    file_server.files["/a/g.hdf5"], file_server.cut_after["/a/g.hdf5"] = other, len(other) * 4 // 5
+    file_server.files["/b/g.hdf5"] = jet_file
+    registry_for(tmp_path, "http://127.0.0.1:9", {"g": (jet_file, md5(jet_file))})
+    use_registry(tmp_path / "datasets.yaml")
+    cc = tmp_path / "cc"
+
+    def run(mirror):
+        return CliRunner().invoke(cli, ["fetch", "toy:g", "--mirror", file_server.url + mirror, "--retries", "0",
+                                        "--cache-dir", str(cc)])
+
+    assert_one_line_error(run("/a"), 1, f"giving up on {file_server.url}/a/g.hdf5 after 1 attempts")
+    assert [p.stat().st_size > 0 for p in (cc / "toy").glob("g.hdf5.*.part")] == [True]  # kept to resume from /a
+    res = run("/b")
+    assert res.exit_code == 0, res.output
+    assert (cc / "toy" / "g.hdf5").read_bytes() == jet_file
+    assert [r for p, r in file_server.requests if p == "/b/g.hdf5"] == [None]  # from byte 0, not resumed
+    assert _cache_files(cc) == ["toy", "toy/g.hdf5"]
+
+
 def test_cli_fetch_refuses_an_unusable_cache_dir_before_downloading(tmp_path, file_server, jet_file, use_registry):
     file_server.files["/g.hdf5"] = jet_file
     registry_for(tmp_path, file_server.url, {"g": (jet_file, md5(jet_file))})

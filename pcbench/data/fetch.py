@@ -1,6 +1,7 @@
 """Verified downloads into the cache: resume, checksums, retries, locks and atomic renames.
 
-Every file goes to ``<dest>.part`` first; a cut transfer resumes with an HTTP ``Range`` request;
+Every file goes to ``<dest>.<url hash>.part`` first; a cut transfer resumes with an HTTP ``Range``
+request to the same URL (never to another host: bytes of two sources are never joined);
 the complete file is verified before an atomic rename puts it in place, so a failed, truncated or
 corrupt download never leaves a file in the cache: its md5 against the published one (registry,
 else Zenodo's records API) or the one pinned on the first download; its size against the
@@ -11,6 +12,8 @@ under it, the temporary files and empty ``.part`` files of killed runs are remov
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -141,12 +144,20 @@ def _problem(path: Path, seen: str, entry: DatasetEntry, f: FileEntry, md5: str 
 _ERRORS: dict[str, type[FetchError]] = {"size": ChecksumError, "md5": ChecksumError, "layout": FetchError}
 
 
+def _part_path(dest: Path, url: str) -> Path:
+    """Where the download of ``dest`` from ``url`` is written: one partial file per source URL."""
+    return dest.with_name(f"{dest.name}.{hashlib.sha1(url.encode()).hexdigest()[:8]}.part")
+
+
 def _sweep(dest: Path, part: Path) -> None:
     """Remove what killed or failed fetches of ``dest`` left: hidden temporary files, an empty
-    ``.part`` and an older pcbench's unheld lock file (call under the run lock of ``dest``)."""
+    ``part``, partial files from other URLs (they cannot be resumed from this one) and an older
+    pcbench's unheld lock file (call under the run lock of ``dest``)."""
     sweep(dest)
-    if part.is_file() and part.stat().st_size == 0:
-        part.unlink()
+    name = glob.escape(dest.name)
+    for other in (*dest.parent.glob(f"{name}.part"), *dest.parent.glob(f"{name}.*.part")):
+        if other != part or other.stat().st_size == 0:
+            other.unlink(missing_ok=True)
     remove_if_unlocked(dest.with_name(dest.name + ".lock"))
 
 
@@ -222,7 +233,8 @@ def fetch_file(entry: DatasetEntry, f: FileEntry, cache: Cache | None = None,
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FetchError(f"cannot make the cache folder {dest.parent} ({exc.strerror}); pass --cache-dir DIR") from None
-    part = dest.with_name(dest.name + ".part")
+    url = file_url(f, opts.mirror)
+    part = _part_path(dest, url)
     with run_lock(dest, timeout=opts.lock_timeout, hint="it is being fetched by another process"):
         _sweep(dest, part)
         cache.sweep()
@@ -241,7 +253,6 @@ def fetch_file(entry: DatasetEntry, f: FileEntry, cache: Cache | None = None,
             dest.unlink()  # a corrupt or truncated cached copy is replaced, never used
         if opts.refresh:
             part.unlink(missing_ok=True)  # a refresh starts from zero, not from an old partial file
-        url = file_url(f, opts.mirror)
         _download(url, part, opts, on_progress, entry, f)
         seen, got = file_md5(part), part.stat().st_size
         problem = _problem(part, seen, entry, f, md5, origin, size)
