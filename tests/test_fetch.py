@@ -11,8 +11,9 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from factories import h5_bytes, jetnet_arrays
-from pcbench.cli import cli
+from cli_checks import assert_one_line_error, unwritable_folder
+from factories import calochallenge_arrays, h5_bytes, jetnet_arrays
+from pcbench.cli import cli, console
 from pcbench.data import Cache, FetchOptions, Registry, fetch, load
 from pcbench.data.registry import default_registry
 from pcbench.errors import ChecksumError, DataUnavailableError, FetchError
@@ -24,16 +25,19 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def registry_for(tmp_path, base_url: str, files: dict[str, tuple[bytes, str | None]], source=None) -> Registry:
-    """A one-data-set registry file ('toy', kind jets) whose members are served at base_url."""
+def registry_for(tmp_path, base_url: str, files: dict[str, tuple[bytes, str | None]], source=None,
+                 sizes: dict[str, int] | None = None) -> Registry:
+    """A one-data-set registry file ('toy', kind jets) whose members are served at base_url;
+    ``sizes`` registers members' sizes in bytes."""
     lines = ["schema: 1", "datasets:", "  toy:", "    title: toy", "    kind: jets", "    format: jetnet-hdf5",
              f"    source: {json.dumps(source or {'type': 'http'})}",
              "    split: {convention: jetnet, fractions: [0.7, 0.15, 0.15], seed: 42}",
              "    citation: none", "    licence: none",
              "    offline: 'pcbench simulate jetnet30 --jet-type {key}'", "    files:"]
     for key, (_, digest) in files.items():
+        size = (sizes or {}).get(key, "null")
         lines.append(f"      {key}: {{name: {key}.hdf5, url: '{base_url}/{key}.hdf5', "
-                     f"md5: {repr(digest) if digest else 'null'}, size: null, jet_type: {key}}}")
+                     f"md5: {repr(digest) if digest else 'null'}, size: {size}, jet_type: {key}}}")
     path = tmp_path / "datasets.yaml"
     path.write_text("\n".join(lines) + "\n")
     return Registry.from_yaml(path)
@@ -202,3 +206,163 @@ def test_cli_fetch_with_mirror_and_cache_dir(tmp_path, file_server, jet_file, mo
         assert res.exit_code == 1 and "has no member 'nope'" in res.output
     finally:
         default_registry.cache_clear()
+
+
+# -- files without a published md5: registered sizes, layout checks, "unverified", --refresh ----------
+
+@pytest.fixture
+def use_registry(monkeypatch):
+    """Point the CLI at the registry file ``tmp_path/datasets.yaml`` that ``registry_for`` wrote."""
+    def use(path):
+        monkeypatch.setenv("PCBENCH_REGISTRY", str(path))
+        default_registry.cache_clear()
+
+    monkeypatch.setattr(console, "width", 250)  # table rows on one line each
+    yield use
+    default_registry.cache_clear()
+
+
+def _cache_files(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_cli_truncated_jetnet30_from_a_mirror_is_refused(tmp_path, file_server, jet_file):
+    """The shipped registry knows JetNet30's sizes: a cut copy served whole by a mirror is refused."""
+    file_server.files["/m/g.hdf5"] = jet_file  # a valid HDF5 file, but not the 87,919,040 bytes of g.hdf5
+    cache = tmp_path / "c"
+    res = CliRunner().invoke(cli, ["fetch", "jetnet30:g", "--mirror", file_server.url + "/m", "--cache-dir", str(cache)])
+    assert_one_line_error(res, 1, f"{file_server.url}/m/g.hdf5: size mismatch: {len(jet_file):,} bytes, expected "
+                          "87,919,040 (registered size)", "nothing was written to the cache")
+    assert _cache_files(cache) == ["jetnet30"]  # no file, no .part, no pin, no lock
+
+
+def _jets150(**kw) -> bytes:
+    pf, jf = jetnet_arrays(n=60, p=150, seed=5)
+    return h5_bytes(**{"particle_features": pf, "jet_features": jf, **kw})
+
+
+@pytest.mark.parametrize("payload, message", [
+    (lambda: _jets150()[: len(_jets150()) // 2], "not a complete, readable HDF5 file (OSError: "),
+    (lambda: b"<html><body>429 Too Many Requests</body></html>", "not a complete, readable HDF5 file (OSError: "),
+    (lambda: h5_bytes(**dict(zip(("particle_features", "jet_features"), jetnet_arrays(n=60, p=30)))),
+     "particle_features: shape (60, 30, 4), expected (N, 150, 4) = (etarel, phirel, ptrel, mask)"),
+    (lambda: h5_bytes(**dict(zip(("incident_energies", "showers"), calochallenge_arrays()))),
+     "it is in the calochallenge layout, not the jetnet layout of jetnet-hdf5"),
+    (lambda: _jets150(jet_features=jetnet_arrays(n=59, p=150)[1]),
+     "row counts {'particle_features': 60, 'jet_features': 59}"),
+])
+def test_cli_file_without_size_or_md5_must_open_as_its_layout(tmp_path, file_server, payload, message):
+    """jetnet150 publishes neither md5 nor size: a cut, foreign or misshapen file is refused
+    before it enters the cache."""
+    file_server.files["/m/t150.hdf5"] = payload()
+    cache = tmp_path / "c"
+    res = CliRunner().invoke(cli, ["fetch", "jetnet150:t", "--mirror", file_server.url + "/m", "--cache-dir", str(cache)])
+    assert_one_line_error(res, 1, f"{file_server.url}/m/t150.hdf5: not a complete jetnet-hdf5 file for jetnet150: "
+                          + message, "nothing was written to the cache")
+    assert _cache_files(cache) == ["jetnet150"]
+
+
+def test_cli_says_unverified_and_refresh_replaces_the_pinned_file(tmp_path, file_server, use_registry):
+    a, b = (h5_bytes(**dict(zip(("particle_features", "jet_features"), jetnet_arrays(n=40, seed=s)))) for s in (1, 2))
+    file_server.files["/g.hdf5"] = a
+    reg = registry_for(tmp_path, file_server.url, {"g": (a, None)})
+    use_registry(tmp_path / "datasets.yaml")
+    cc, entry = tmp_path / "cc", reg.get("toy")
+
+    def run(*args):
+        return CliRunner().invoke(cli, [*args, "--cache-dir", str(cc)])
+
+    res = run("fetch", "toy:g")
+    assert res.exit_code == 0, res.output
+    assert "unverified (no published checksum; md5 pinned now)" in res.output
+    assert "unverified (no published md5; 1/1 pinned)" in run("datasets").output
+    path = cc / "toy" / "g.hdf5"
+    file_server.files["/g.hdf5"] = b  # the host now serves another file: the pinned copy stays
+    assert run("fetch", "toy:g").exit_code == 0 and path.read_bytes() == a and file_server.hits("/g.hdf5") == 1
+    file_server.files["/g.hdf5"] = b[: len(b) // 2]
+    res = run("fetch", "toy:g", "--refresh")  # a failed refresh leaves the cached copy and its pin
+    assert_one_line_error(res, 1, "g.hdf5: not a complete jetnet-hdf5 file for toy: not a complete, readable HDF5",
+                          "nothing was written to the cache")
+    assert path.read_bytes() == a and Cache(cc).pinned(entry, entry.file("g"))["md5"] == md5(a)
+    file_server.files["/g.hdf5"] = b
+    res = run("fetch", "toy:g", "--refresh")
+    assert res.exit_code == 0 and "unverified (no published checksum; md5 pinned now)" in res.output
+    assert path.read_bytes() == b and Cache(cc).pinned(entry, entry.file("g"))["md5"] == md5(b)
+    assert _cache_files(cc) == ["checksums.json", "toy", "toy/g.hdf5"]
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_cli_a_truncated_file_pinned_by_an_older_pcbench_is_fetched_again(tmp_path, file_server, jet_file,
+                                                                           use_registry, registered):
+    """The issue's case: a cut file was pinned as 'first-download'; the next fetch must not trust it."""
+    file_server.files["/g.hdf5"] = jet_file
+    reg = registry_for(tmp_path, file_server.url, {"g": (jet_file, None)},
+                       sizes={"g": len(jet_file)} if registered else None)
+    use_registry(tmp_path / "datasets.yaml")
+    cc, entry = tmp_path / "cc", reg.get("toy")
+    half = jet_file[: len(jet_file) // 2]
+    (cc / "toy").mkdir(parents=True)
+    (cc / "toy" / "g.hdf5").write_bytes(half)
+    Cache(cc).pin(entry, entry.file("g"), md5(half), len(half), "first-download")
+    res = CliRunner().invoke(cli, ["fetch", "toy:g", "--cache-dir", str(cc)])
+    assert res.exit_code == 0, res.output
+    assert (cc / "toy" / "g.hdf5").read_bytes() == jet_file and file_server.hits("/g.hdf5") == 1
+    assert Cache(cc).pinned(entry, entry.file("g"))["md5"] == md5(jet_file)
+
+
+def test_cli_fetch_removes_what_killed_runs_left(tmp_path, file_server, jet_file, use_registry):
+    file_server.files["/g.hdf5"] = jet_file
+    registry_for(tmp_path, file_server.url, {"g": (jet_file, md5(jet_file))})
+    use_registry(tmp_path / "datasets.yaml")
+    cc = tmp_path / "cc"
+    (cc / "toy").mkdir(parents=True)
+    left = {"toy/g.hdf5.part": b"", "toy/.g.hdf5.1x2y.tmp": b"half", "toy/.g.hdf5.lock": b"pid 1",
+            "toy/g.hdf5.lock": b"", ".checksums.json.9z.tmp": b"{", "checksums.json.lock": b""}
+    for name, data in left.items():
+        (cc / name).write_bytes(data)
+    first = CliRunner().invoke(cli, ["fetch", "toy:g", "--cache-dir", str(cc)])
+    again = CliRunner().invoke(cli, ["fetch", "toy:g", "--cache-dir", str(cc)])  # the cached copy
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+    assert _cache_files(cc) == ["toy", "toy/g.hdf5"]
+    assert "verified (md5 published in the registry)" in again.output
+
+
+def test_cli_a_partial_file_from_one_mirror_is_never_resumed_from_another(tmp_path, file_server, jet_file,
+                                                                          use_registry):
+    # another file, larger than the CLI's 1 MiB read size so that the cut leaves a partial file
+    other = h5_bytes(**dict(zip(("particle_features", "jet_features"), jetnet_arrays(n=5000, seed=9))))
+    file_server.files["/a/g.hdf5"], file_server.cut_after["/a/g.hdf5"] = other, len(other) * 4 // 5
+    file_server.files["/b/g.hdf5"] = jet_file
+    registry_for(tmp_path, "http://127.0.0.1:9", {"g": (jet_file, md5(jet_file))})
+    use_registry(tmp_path / "datasets.yaml")
+    cc = tmp_path / "cc"
+
+    def run(mirror):
+        return CliRunner().invoke(cli, ["fetch", "toy:g", "--mirror", file_server.url + mirror, "--retries", "0",
+                                        "--cache-dir", str(cc)])
+
+    assert_one_line_error(run("/a"), 1, f"giving up on {file_server.url}/a/g.hdf5 after 1 attempts")
+    assert [p.stat().st_size > 0 for p in (cc / "toy").glob("g.hdf5*.part")] == [True]  # kept to resume from /a
+    res = run("/b")
+    assert res.exit_code == 0, res.output
+    assert (cc / "toy" / "g.hdf5").read_bytes() == jet_file
+    assert [r for p, r in file_server.requests if p == "/b/g.hdf5"] == [None]  # from byte 0, not resumed
+    assert _cache_files(cc) == ["toy", "toy/g.hdf5"]
+
+
+def test_cli_fetch_refuses_an_unusable_cache_dir_before_downloading(tmp_path, file_server, jet_file, use_registry):
+    file_server.files["/g.hdf5"] = jet_file
+    registry_for(tmp_path, file_server.url, {"g": (jet_file, md5(jet_file))})
+    use_registry(tmp_path / "datasets.yaml")
+    ro, a_file = unwritable_folder(tmp_path), tmp_path / "notes.txt"
+    a_file.write_text("x")
+    for cache_dir, message in (
+            (tmp_path / "missing" / "cache", f"the parent folder {tmp_path / 'missing'} of "
+                                             f"{tmp_path / 'missing' / 'cache'} does not exist"),
+            (ro / "cache", f"the folder {ro} is not writable"),
+            (a_file / "cache", f"the parent folder {a_file} of {a_file / 'cache'} is a file, not a folder")):
+        res = CliRunner().invoke(cli, ["fetch", "toy:g", "--cache-dir", str(cache_dir)])
+        assert_one_line_error(res, 2, f"Invalid value for '--cache-dir': {message}")
+    res = CliRunner().invoke(cli, ["datasets", "--cache-dir", str(tmp_path / "missing")])
+    assert_one_line_error(res, 2, f"Invalid value for '--cache-dir': the folder {tmp_path / 'missing'} does not exist")
+    assert file_server.hits("/g.hdf5") == 0 and not (tmp_path / "missing").exists()

@@ -30,6 +30,14 @@ def test_jetnet_entries_have_all_jet_types():
         assert entry.licence == "CC-BY-4.0"
 
 
+def test_jetnet30_sizes_as_published_on_zenodo():
+    """No md5 is published for JetNet; the sizes are (record 6975118), and a fetch checks them."""
+    entry = default_registry().get("jetnet30")
+    sizes = {f.key: f.size for f in entry.files}
+    assert sizes == {"g": 87_919_040, "q": 84_658_832, "t": 88_262_768, "w": 87_879_360, "z": 87_770_240}
+    assert all(f.md5 is None for f in entry.files) and entry.total_size == 436_490_240
+
+
 def test_calochallenge_checksums_and_splits_as_published():
     reg = default_registry()
     ds2 = reg.get("calochallenge-2")

@@ -13,8 +13,11 @@ from pcbench.cli import cli
 from pcbench.data import Cache, FetchOptions, fetch, load, read, validate_file
 from pcbench.data.simulate import JetSimConfig, run_chunks, simulate_jets
 from pcbench.data.simulate import jets as jets_module
+from pcbench.data.simulate.chunks import ResumeMismatchError
 from pcbench.data.simulate.jets import jet_features_from_constituents, simulate_jet_chunk
 from pcbench.errors import DataUnavailableError
+
+from cli_checks import assert_one_line_error, hold_run_lock
 
 # Resonance masses [GeV].  A jet's mass is the resonance's mass shifted down by FSR lost outside
 # R = 0.8 and up by ISR and the underlying event inside it (at pT ~ 1 TeV the upward shift wins:
@@ -145,10 +148,27 @@ def test_resume_refuses_chunks_of_other_settings(tmp_path):
         return {"x": np.random.default_rng(seed).random((n, 2))}
 
     first = run_chunks(fn, 10, 1, tmp_path / "w", {"a": 1}, chunk_size=5, progress=False)
-    other = run_chunks(fn, 10, 2, tmp_path / "w", {"a": 1}, chunk_size=5, resume=True, progress=False)
+    with pytest.raises(ResumeMismatchError, match=r"seed \(--seed\): chunks 1, this run 2"):
+        run_chunks(fn, 10, 2, tmp_path / "w", {"a": 1}, chunk_size=5, resume=True, progress=False)
+    with pytest.raises(ResumeMismatchError, match=r"a: chunks 1, this run 3"):
+        run_chunks(fn, 10, 1, tmp_path / "w", {"a": 3}, chunk_size=5, resume=True, progress=False)
     again = run_chunks(fn, 10, 1, tmp_path / "w", {"a": 1}, chunk_size=5, resume=True, progress=False)
-    assert not np.array_equal(first["x"], other["x"])  # other seed: old chunks discarded
     assert np.array_equal(first["x"], again["x"])
+    other = run_chunks(fn, 10, 2, tmp_path / "w", {"a": 1}, chunk_size=5, progress=False)  # no --resume: afresh
+    assert not np.array_equal(first["x"], other["x"])
+
+
+def test_cli_jets_into_an_output_another_run_holds_are_refused(tmp_path):
+    out = tmp_path / "g.h5"
+    holder = hold_run_lock(out)
+    try:
+        res = CliRunner().invoke(cli, ["simulate", "jetnet30", "-n", "4", "-o", str(out)])
+        assert_one_line_error(res, 1, f"{out}: another pcbench run holds it (pid {holder.pid}", "pass another -o")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".g.h5.lock"]  # the holder's; no .chunks
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    assert list(tmp_path.iterdir()) == []  # the lock file goes with the run that held it
 
 
 def test_cli_simulate_to_cache_then_load(tmp_path):

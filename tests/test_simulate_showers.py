@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import time
 
 import h5py
 import numpy as np
@@ -14,7 +16,10 @@ from pcbench.data import formats, validate_file
 from pcbench.data.containers import ShowerPointSet, VoxelShowerSet
 from pcbench.data.simulate.gflash import ShowerModel, draw_showers, radial_fraction
 from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk, simulate_showers
+from pcbench.data.workfiles import lock_path
 from pcbench.geometry import get_geometry, project
+
+from cli_checks import assert_one_line_error, pcbench_process, unwritable_folder
 
 
 def _at(target: str, energy_mev: float, n: int, seed: int = 11, **model):
@@ -139,3 +144,96 @@ def test_simulate_cli_writes_into_the_cache_and_the_hint_names_it(tmp_path):
         assert f["events"].shape[0] == 6 and formats.read_attrs(path)["seed"] == 2  # 1 + the member's position
     from pcbench.data import default_registry
     assert "pcbench simulate calochallenge-2 --file 2" in default_registry().get("calochallenge-2").offline_hint("2")
+
+
+# -- one run per output, resume only what the same settings made, nothing left by killed runs --------
+
+def _showers(path):
+    with h5py.File(path) as f:
+        return f["showers"][:], formats.read_attrs(path)["seed"]
+
+
+def test_a_second_simulate_into_one_output_is_refused(tmp_path):
+    """Two real `pcbench simulate` processes into one -o: the second is refused with one line and
+    touches nothing; the file then holds only the first run's showers (seed 1), as a clean run."""
+    out = tmp_path / "cc2.h5"
+    first = pcbench_process("-m", "pcbench", "simulate", "calochallenge-2", "-n", "12", "--chunk-size", "1",
+                            "--seed", "1", "-o", str(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first_chunk = tmp_path / "cc2.h5.chunks" / "chunk_00000_1.npz"
+    deadline = time.monotonic() + 60
+    while not first_chunk.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the first run is simulating
+    res = CliRunner().invoke(cli, ["simulate", "calochallenge-2", "-n", "12", "--chunk-size", "1", "--seed", "2",
+                                   "-o", str(out)])
+    assert first.poll() is None, "the first run ended before the second started: make it longer"
+    assert_one_line_error(res, 1, f"{out}: another pcbench run holds it (pid {first.pid}", "pass another -o")
+    assert first.wait(120) == 0, first.stderr.read()
+    clean = simulate_showers("calochallenge-2", 12, tmp_path / "clean.h5", seed=1, chunk_size=1, progress=False)
+    (mixed, seed), (ref, _) = _showers(out), _showers(clean)
+    assert seed == 1 and np.array_equal(mixed, ref)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cc2.h5", "clean.h5"]  # no lock, no .chunks, no .tmp
+
+
+def test_resume_refuses_other_settings_and_removes_what_a_killed_run_left(tmp_path, monkeypatch):
+    from pcbench.data.simulate import showers as showers_module
+
+    real, calls = showers_module.simulate_shower_chunk, []
+
+    def interrupted(target, seed, n):
+        calls.append(seed)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the run is killed during its second chunk
+        return real(target, seed, n)
+
+    out = tmp_path / "cc2.h5"
+    args = ["simulate", "calochallenge-2", "-n", "6", "--chunk-size", "2", "-o", str(out)]
+    monkeypatch.setattr(showers_module, "simulate_shower_chunk", interrupted)
+    CliRunner().invoke(cli, [*args, "--seed", "1"])
+    monkeypatch.setattr(showers_module, "simulate_shower_chunk", real)
+    chunks = tmp_path / "cc2.h5.chunks"
+    assert [p.name for p in chunks.glob("chunk_*.npz")] == ["chunk_00000_2.npz"] and not out.exists()
+    # what a kill -9 leaves: the lock file, a half-written output and a half-written chunk (hidden .tmp)
+    leftovers = [lock_path(out), tmp_path / ".cc2.h5.k2j3.h5.tmp", chunks / ".chunk_00001_2.npz.x8.npz.tmp"]
+    for p in leftovers:
+        p.write_bytes(b"half")
+    for extra, message in ((["--seed", "2"], "seed (--seed): chunks 1, this run 2"),
+                           (["--seed", "1", "--chunk-size", "3"], "chunk_size (--chunk-size): chunks 2, this run 3"),
+                           (["--seed", "1", "-n", "8"], "n (-n): chunks 6, this run 8")):
+        res = CliRunner().invoke(cli, [*args, *extra, "--resume"])
+        assert_one_line_error(res, 1, f"--resume: the chunks in {chunks} were made with other settings", message)
+        assert (chunks / "chunk_00000_2.npz").exists()  # refused: the kept chunks are untouched
+    manifest = chunks / "settings.json"
+    good = manifest.read_text()
+    manifest.write_text("{cut")
+    res = CliRunner().invoke(cli, [*args, "--seed", "1", "--resume"])
+    assert_one_line_error(res, 1, f"--resume: cannot read {manifest}", "run without --resume")
+    manifest.write_text(good)
+    calls.clear()
+    monkeypatch.setattr(showers_module, "simulate_shower_chunk", lambda t, s, n: calls.append(s) or real(t, s, n))
+    res = CliRunner().invoke(cli, [*args, "--seed", "1", "--resume"])
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 2  # chunk 0 was kept; chunks 1 and 2 were made
+    clean = simulate_showers("calochallenge-2", 6, tmp_path / "clean.h5", seed=1, chunk_size=2, progress=False)
+    assert np.array_equal(_showers(out)[0], _showers(clean)[0])
+    assert not any(p.exists() for p in leftovers) and not chunks.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-n", "0"], "Invalid value for '-n' / '--num': 0 is not in the range x>=1"),
+    (["-n", "-5"], "Invalid value for '-n' / '--num': -5 is not in the range x>=1"),
+    (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
+    (["--chunk-size", "0"], "Invalid value for '--chunk-size': 0 is not in the range x>=1"),
+    (["--chunk-size", "-5"], "Invalid value for '--chunk-size': -5 is not in the range x>=1"),
+    (["--workers", "0"], "Invalid value for '--workers': 0 is not in the range x>=1"),
+    (["-o", "{tmp}/missing/out.h5"], "Invalid value for '-o' / '--output': the folder {tmp}/missing does not exist"),
+    (["-o", "{ro}/out.h5"], "Invalid value for '-o' / '--output': the folder {ro} is not writable"),
+    (["--cache-dir", "{tmp}/missing/cache"],
+     "Invalid value for '--cache-dir': the parent folder {tmp}/missing of {tmp}/missing/cache does not exist"),
+    (["--cache-dir", "{ro}/cache"], "Invalid value for '--cache-dir': the folder {ro} is not writable"),
+])
+def test_simulate_bad_options_are_one_line_usage_errors(tmp_path, args, message):
+    ro = unwritable_folder(tmp_path)
+    fill = {"tmp": str(tmp_path), "ro": str(ro)}
+    res = CliRunner().invoke(cli, ["simulate", "calochallenge-2", "-n", "2", *[a.format(**fill) for a in args]])
+    assert_one_line_error(res, 2, message.format(**fill))
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["read-only"] if ro.parent == tmp_path else [])

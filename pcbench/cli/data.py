@@ -3,17 +3,43 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
 from rich.table import Table
 
 from ..data import Cache, FetchOptions, default_registry, fetch, validate_file
+from ..data.fetch import fetch_jobs
+from ..data.integrity import is_verified, trust
+from ..data.workfiles import folder_problem
 from . import cli, console
 
-cache_option = click.option(
-    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Cache directory (default: $PCBENCH_CACHE, else the per-user cache dir).")
+
+def _cache_option(write: bool):
+    """The ``--cache-dir`` option, checked before any work starts (a usage error, exit 2).
+
+    Commands that write into the cache (``write``: fetch, simulate) need a writable folder, or a
+    new one inside an existing writable folder; commands that only read it need an existing folder
+    (a read-only cache is fine for them).
+    """
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+        if value is not None:
+            problem = folder_problem(value, create=True) if write else folder_problem(value, create=False, probe=False)
+            if problem:
+                raise click.BadParameter(problem)
+        return value
+
+    made = " (made if missing, inside an existing folder)" if write else ""
+    return click.option(
+        "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None, callback=check,
+        help=f"Cache directory{made} (default: $PCBENCH_CACHE, else the per-user cache dir).")
+
+
+#: ``--cache-dir`` of commands that only read the cache; ``writable_cache_option`` of those that write it.
+cache_option = _cache_option(write=False)
+writable_cache_option = _cache_option(write=True)
 
 
 def _size(n: int | None) -> str:
@@ -32,7 +58,7 @@ def datasets(cache_dir: Path | None) -> None:
     """List the registered data sets: name, kind, files, size, source and cache status."""
     cache = Cache(cache_dir)
     table = Table(title=f"pcbench data sets (cache: {cache.root})")
-    for col in ("name", "kind", "files", "size", "source", "cached", "offline"):
+    for col in ("name", "kind", "files", "size", "source", "cached", "checksum", "offline"):
         table.add_column(col, no_wrap=col in ("name", "kind"))
     for entry in default_registry():
         n_cached = sum(cache.is_cached(entry, f) for f in entry.files)
@@ -40,22 +66,47 @@ def datasets(cache_dir: Path | None) -> None:
         source = f"zenodo {src['record']}" if src.get("type") == "zenodo" else f"{src.get('type')} (see registry)"
         cached = f"{n_cached}/{len(entry.files)}" if entry.files else "-"
         table.add_row(entry.name, entry.kind, ", ".join(f.key for f in entry.files) or "-",
-                      _size(entry.total_size), source, cached,
+                      _size(entry.total_size), source, cached, _checksum_column(cache, entry),
                       "pcbench simulate" if entry.offline else "-")
     console.print(table)
+    console.print("checksum: 'unverified' = no published md5; pcbench pins the md5 of the first download and "
+                  "checks the registered size and the layout (`pcbench fetch --refresh NAME` downloads it again).",
+                  highlight=False, soft_wrap=True)
+
+
+def _checksum_column(cache: Cache, entry) -> str:
+    """'published md5', or 'unverified (no published md5; k/n pinned)' for downloadable data sets."""
+    if not entry.downloadable:
+        return "-"
+    pins = [cache.pinned(entry, f) for f in entry.files]
+    if all(is_verified(f, pin) for f, pin in zip(entry.files, pins)):
+        return "published md5"
+    pinned = sum(pin is not None and not is_verified(f, pin) for f, pin in zip(entry.files, pins))
+    return f"unverified (no published md5; {pinned}/{len(entry.files)} pinned)"
 
 
 @cli.command("fetch")
 @click.argument("names", nargs=-1, required=True)
-@cache_option
+@writable_cache_option
 @click.option("--mirror", default=None, help="Base URL of a host serving the same file names.")
 @click.option("--retries", default=4, show_default=True, help="Attempts after the first on time-outs and cut transfers.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for a connection or for data.")
-def fetch_cmd(names: tuple[str, ...], cache_dir: Path | None, mirror: str | None, retries: int, timeout: float) -> None:
-    """Download data sets (NAME or NAME:KEY, e.g. jetnet30:g) into the cache, verified."""
-    paths = fetch(list(names), Cache(cache_dir), FetchOptions(mirror=mirror, retries=retries, timeout=timeout))
-    for p in paths:
-        console.print(f"[green]ok[/] {p} ({_size(p.stat().st_size)})", highlight=False)
+@click.option("--refresh", is_flag=True,
+              help="Download again even if cached; for files without a published md5, replace the pinned md5.")
+def fetch_cmd(names: tuple[str, ...], cache_dir: Path | None, mirror: str | None, retries: int, timeout: float,
+              refresh: bool) -> None:
+    """Download data sets (NAME or NAME:KEY, e.g. jetnet30:g) into the cache, verified.
+
+    Each line says what the file was verified against; 'unverified' means no md5 was published:
+    the size (where registered) and the layout were checked and the md5 is pinned for later uses."""
+    cache, start = Cache(cache_dir), time.time()
+    jobs = fetch_jobs(names)
+    paths = fetch(list(names), cache, FetchOptions(mirror=mirror, retries=retries, timeout=timeout, refresh=refresh))
+    for (entry, f), p in zip(jobs, paths):
+        note = trust(f, cache.pinned(entry, f), since=start)
+        colour = "green" if not note.startswith("unverified") else "yellow"
+        console.print(f"[green]ok[/] {p} ({_size(p.stat().st_size)}): [{colour}]{note}[/]",
+                      highlight=False, soft_wrap=True)
 
 
 @cli.command()

@@ -10,11 +10,20 @@ from ..data import Cache, default_registry
 from ..data.containers import JET_TYPES
 from ..data.simulate import JetSimConfig, simulate_jets
 from ..data.simulate.showers import LABEL, SHOWER_TARGETS, simulate_showers
-from ..errors import PcbenchError
+from ..data.workfiles import folder_problem
 from . import cli, console
-from .data import cache_option
+from .data import writable_cache_option
 
 JET_TARGETS = {"jetnet30": 30, "jetnet150": 150}
+
+
+def _writable_output(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """``-o`` must lie in an existing, writable folder: checked before any work starts (exit 2)."""
+    if value is not None:
+        problem = folder_problem(value.parent, create=False)
+        if problem:
+            raise click.BadParameter(problem)
+    return value
 
 
 @cli.command()
@@ -23,21 +32,23 @@ JET_TARGETS = {"jetnet30": 30, "jetnet150": 150}
 @click.option("--file", "file_key", default=None,
               help="Showers: member of TARGET-param to write (ild-photons: train|test; calochallenge-2: 1|2) "
                    "[default: the first].")
-@click.option("-n", "--num", "n", type=int, default=None, help="Jets or showers to make [default: 20000 jets, 2000 showers].")
-@click.option("--seed", type=int, default=None,
-              help="Master seed (same seed, same bytes) [default: 1; showers: 1 + the member's position].")
-@click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output file (default: the cache, as data set TARGET-sim:JET_TYPE or TARGET-param:FILE).")
-@click.option("--resume", is_flag=True, help="Keep the chunks an interrupted run with the same settings left.")
-@click.option("--chunk-size", type=int, default=None, help="Objects per chunk (changes the seeds) [default: 250 jets, 100 showers].")
-@cache_option
+@click.option("-n", "--num", "n", type=click.IntRange(min=1), default=None,
+              help="Jets or showers to make [default: 20000 jets, 2000 showers].")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Master seed, >= 0 (same seed, same bytes) [default: 1; showers: 1 + the member's position].")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=_writable_output,
+              help="Output file (default: the cache, as data set TARGET-sim:JET_TYPE or TARGET-param:FILE). "
+                   "One run at a time may write it; a second is refused.")
+@click.option("--resume", is_flag=True,
+              help="Keep the chunks an interrupted run left; refused if they were made with other settings or seed.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="Objects per chunk (changes the seeds) [default: 250 jets, 100 showers].")
+@writable_cache_option
 def simulate(target: str, jet_type: str, file_key: str | None, n: int | None, seed: int | None, workers: int,
              output: Path | None, resume: bool, chunk_size: int | None, cache_dir: Path | None) -> None:
     """Make offline data: jets with Pythia 8 + FastJet (docs/simulation-jets.md), or PARAMETERISED
     calorimeter showers (docs/simulation-showers.md)."""
-    if n is not None and n <= 0:
-        raise PcbenchError(f"-n must be positive, got {n}")
     if target in JET_TARGETS:
         n = n or 20000
         seed = 1 if seed is None else seed

@@ -7,17 +7,19 @@ registry entry publishes no md5, the md5 and size seen on the first complete dow
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import platformdirs
-from filelock import FileLock
 
 from .._io import atomic_write_text
 from .registry import DatasetEntry, FileEntry
+from .workfiles import remove_if_unlocked, run_lock, sweep
 
 __all__ = ["Cache", "default_cache_dir"]
 
@@ -57,14 +59,28 @@ class Cache:
         except FileNotFoundError:
             return {}
 
+    @contextlib.contextmanager
+    def _pins_lock(self) -> Iterator[None]:
+        """Hold the lock of ``checksums.json``; remove what runs killed while writing it left."""
+        with run_lock(self._pins_path, timeout=600.0, hint="another process is recording a checksum"):
+            sweep(self._pins_path)
+            remove_if_unlocked(self._pins_path.with_name(self._pins_path.name + ".lock"))  # an older pcbench's
+            yield
+
+    def sweep(self) -> None:
+        """Remove the temporary and lock files that killed runs left beside ``checksums.json``."""
+        if self.root.is_dir():
+            with self._pins_lock():
+                pass
+
     def pinned(self, dataset: DatasetEntry, f: FileEntry) -> dict[str, Any] | None:
         """The pin ``{"md5", "size", "source", "pinned_at"}`` of a file, or ``None``."""
         return self._read_pins().get(f"{dataset.name}/{f.name}")
 
     def pin(self, dataset: DatasetEntry, f: FileEntry, md5: str, size: int, source: str) -> None:
-        """Record the md5 and size of a file (atomically, under a lock)."""
+        """Record the md5 and size of a file (atomically, under a lock that leaves no file)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self._pins_path) + ".lock"):
+        with self._pins_lock():
             pins = self._read_pins()
             pins[f"{dataset.name}/{f.name}"] = {
                 "md5": md5,

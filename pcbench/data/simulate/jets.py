@@ -22,7 +22,7 @@ import numpy as np
 
 from ...metrics.jet_observables import wrap_phi
 from ..containers import JET_TYPES, JetSet
-from .chunks import run_chunks
+from .chunks import output_run, run_chunks
 
 __all__ = ["JetSimConfig", "PROCESSES", "simulate_jets", "simulate_jet_chunk", "jet_features_from_constituents"]
 
@@ -168,20 +168,27 @@ def simulate_jets(n: int, config: JetSimConfig, out: str | Path, seed: int = 1, 
 
     The data arrays depend only on (n, config, seed, chunk_size), not on ``workers``.
     Interrupted runs continue with ``resume=True`` (finished chunks are kept in ``out.chunks/``).
+    The run holds the lock of ``out``: a concurrent run into it is refused (``RunLockedError``).
     """
+    out = Path(out)
+    settings = {"kind": "jets", "n": n, **asdict(config)}
+    with output_run(out) as work:
+        arrays = run_chunks(functools.partial(simulate_jet_chunk, config), n, seed, work, settings,
+                            chunk_size=chunk_size, workers=workers, resume=resume,
+                            description=f"Pythia 8 {config.jet_type} jets", progress=progress)
+        _write_jets(out, arrays, config, seed, chunk_size)
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _write_jets(out: Path, arrays: dict[str, np.ndarray], config: JetSimConfig, seed: int, chunk_size: int) -> None:
+    """Write the simulated jets with their provenance (generator versions, settings, seed)."""
     import pythia8mc
 
     from ..._fastjet import fastjet as _fastjet
     from .. import formats
 
     fastjet = _fastjet()
-
-    out = Path(out)
-    work = out.with_name(out.name + ".chunks")
-    settings = {"kind": "jets", "n": n, **asdict(config)}
-    arrays = run_chunks(functools.partial(simulate_jet_chunk, config), n, seed, work, settings,
-                        chunk_size=chunk_size, workers=workers, resume=resume,
-                        description=f"Pythia 8 {config.jet_type} jets", progress=progress)
     jets = JetSet.from_jetnet(arrays["particle_features"], arrays["jet_features"], config.jet_type)
     pythia_version = getattr(pythia8mc, "__version__", "8.317")
     attrs = {
@@ -195,5 +202,3 @@ def simulate_jets(n: int, config: JetSimConfig, out: str | Path, seed: int = 1, 
                      f"{config.jet_type}, |eta|<{config.max_abs_eta}",
     }
     formats.write(out, jets, attrs, compression=None)
-    shutil.rmtree(work, ignore_errors=True)
-    return out

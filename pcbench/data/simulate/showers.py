@@ -28,7 +28,7 @@ from ..._arrays import slots
 from ...geometry import get_geometry
 from ...geometry.grid import LayeredGrid
 from ..containers import ShowerPointSet, VoxelShowerSet
-from .chunks import load_chunk, run_chunk_files
+from .chunks import load_chunk, output_run, run_chunk_files
 from .gflash import ShowerModel, draw_showers, sample_spots
 
 __all__ = ["ShowerTarget", "SHOWER_TARGETS", "simulate_showers", "simulate_shower_chunk"]
@@ -170,20 +170,29 @@ def simulate_showers(target: str | ShowerTarget, n: int, out: str | Path, seed: 
                      resume: bool = False, chunk_size: int = 100, progress: bool = True) -> Path:
     """Simulate ``n`` parameterised showers and write them to ``out`` in the target's layout.
 
-    Same (target, n, seed, chunk_size): same bytes, whatever ``workers`` is.
+    Same (target, n, seed, chunk_size): same bytes, whatever ``workers`` is.  The run holds the
+    lock of ``out``: a concurrent run into it is refused (``RunLockedError``).
     """
-    from .. import formats
-
     t = SHOWER_TARGETS[target] if isinstance(target, str) else target
     out = Path(out)
-    work = out.with_name(out.name + ".chunks")
     settings = {"kind": "showers", "target": t.name, "n": n, "model": t.model.as_attrs(),
                 "energy_range_mev": list(t.energy_range), "log_uniform": t.log_uniform,
                 "entry_point_mm": list(t.entry_point), "subcells": t.subcells, "max_points": t.max_points,
                 "sampling_fraction": t.sampling_fraction, "layer_x0": t.layer_x0}
-    files = run_chunk_files(functools.partial(simulate_shower_chunk, t), n, seed, work, settings, chunk_size=chunk_size,
-                            workers=workers, resume=resume, description=f"parameterised {t.name} showers",
-                            progress=progress)
+    with output_run(out) as work:
+        files = run_chunk_files(functools.partial(simulate_shower_chunk, t), n, seed, work, settings,
+                                chunk_size=chunk_size, workers=workers, resume=resume,
+                                description=f"parameterised {t.name} showers", progress=progress)
+        _write_showers(out, t, files, seed, chunk_size, settings)
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _write_showers(out: Path, t: ShowerTarget, files: list[Path], seed: int, chunk_size: int,
+                   settings: dict[str, Any]) -> None:
+    """Write the chunks' showers (one chunk in memory at a time) with their provenance."""
+    from .. import formats
+
     leaked = np.concatenate([load_chunk(p, ("leaked_mev",))["leaked_mev"] for p in files])
     attrs = {"source": LABEL, "parameterised": True, "simulator": "pcbench GFlash-type parameterised EM showers",
              "seed": seed, "chunk_size": chunk_size, "settings": settings, "geometry": t.geometry,
@@ -198,5 +207,3 @@ def simulate_showers(target: str | ShowerTarget, n: int, out: str | Path, seed: 
                 yield ShowerPointSet(a["points"], a["points"][..., 3] > 0, a["incident_energy"], {"y_unit": "mm"})
 
     formats.write_showers(out, parts(), attrs, compression="gzip", layout="ild" if isinstance(get_geometry(t.geometry), LayeredGrid) else None)
-    shutil.rmtree(work, ignore_errors=True)
-    return out
