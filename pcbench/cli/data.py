@@ -12,7 +12,7 @@ from rich.table import Table
 from ..data import Cache, FetchOptions, default_registry, fetch, validate_file
 from ..data.fetch import fetch_jobs
 from ..data.integrity import is_verified, trust
-from ..data.workfiles import folder_problem
+from .._outputs import folder_problem
 from . import cli, console
 
 

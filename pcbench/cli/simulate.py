@@ -10,7 +10,7 @@ from ..data import Cache, default_registry
 from ..data.containers import JET_TYPES
 from ..data.simulate import JetSimConfig, simulate_jets
 from ..data.simulate.showers import LABEL, SHOWER_TARGETS, simulate_showers
-from ..data.workfiles import folder_problem
+from .._outputs import folder_problem
 from . import cli, console
 from .data import writable_cache_option
 

@@ -1,4 +1,4 @@
-"""Run locks that leave no file behind, the sweep of what killed runs left, and folder checks.
+"""Run locks that leave no file behind, and the sweep of what killed runs left.
 
 A command that writes a file (``pcbench fetch`` into the cache, ``pcbench simulate`` to ``-o``)
 holds :func:`run_lock` on it for the whole run: an exclusive ``flock`` on the hidden file
@@ -16,7 +16,6 @@ import contextlib
 import errno
 import glob
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: filelock's native lock, lock file kept
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RunLockedError", "run_lock", "lock_path", "sweep", "remove_if_unlocked", "folder_problem"]
+__all__ = ["RunLockedError", "run_lock", "lock_path", "sweep", "remove_if_unlocked"]
 
 
 class RunLockedError(PcbenchError):
@@ -153,32 +152,3 @@ def remove_if_unlocked(lock: str | os.PathLike[str]) -> bool:
     finally:
         os.close(fd)
     return True
-
-
-def folder_problem(folder: str | os.PathLike[str], create: bool, probe: bool = True) -> str | None:
-    """Why files cannot be written into ``folder`` (or, without ``probe``, why it cannot be
-    used), or None if they can.
-
-    With ``create`` the folder itself may be missing (it will be made) but its parent must exist;
-    otherwise the folder must exist.  With ``probe`` writability is tested by creating a temporary
-    file, as the run will (this also holds for root and for read-only file systems).
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        return f"{folder} is a file, not a folder"
-    if not folder.exists():
-        if not create:
-            return f"the folder {folder} does not exist"
-        if not folder.parent.is_dir():
-            what = "is a file, not a folder" if folder.parent.exists() else "does not exist"
-            return f"the parent folder {folder.parent} of {folder} {what}"
-        folder = folder.parent
-    if not probe:
-        return None
-    try:
-        fd, name = tempfile.mkstemp(prefix=".pcbench-write-test.", dir=folder)
-    except OSError as exc:
-        return f"the folder {folder} is not writable ({exc.strerror})"
-    os.close(fd)
-    os.unlink(name)
-    return None
