@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ._io import atomic_path
 
-__all__ = ["pyplot", "save_png", "ratio_axes", "finish_ratio"]
+__all__ = ["pyplot", "save_png", "ratio_axes", "legend_above", "ratio_points", "finish_ratio", "RATIO_RANGE"]
 
 
 def pyplot():
@@ -36,10 +38,40 @@ def ratio_axes():
     return fig, ax, rax
 
 
+#: the ratio panel's y range; points beyond it are drawn as arrows at its edge
+RATIO_RANGE = (0.5, 1.5)
+
+
+def legend_above(ax, note: str = "") -> None:
+    """The legend (and an optional note, e.g. the metric's value) above the axes, outside the
+    data area, so that it never covers a histogram."""
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.01, 1.0, 0.1), mode="expand", ncol=2,
+              frameon=False, fontsize=8, borderaxespad=0.0)
+    if note:
+        ax.set_title(note, fontsize=8, pad=18, loc="left")
+
+
+def ratio_points(rax, x: np.ndarray, ratio: np.ndarray, err: np.ndarray, color: str = "C0") -> int:
+    """Ratio points with error bars; a finite point outside ``RATIO_RANGE`` becomes a red arrow at
+    the panel's edge (pointing out), so that no point silently leaves the picture.  Returns how
+    many were drawn as arrows."""
+    lo, hi = RATIO_RANGE
+    x, ratio, err = (np.asarray(a, float) for a in (x, ratio, err))
+    ok = np.isfinite(ratio)
+    inside = ok & (ratio >= lo) & (ratio <= hi)
+    rax.errorbar(x[inside], ratio[inside], yerr=err[inside], fmt="o", ms=2, color=color, lw=0.8)
+    above, below = ok & (ratio > hi), ok & (ratio < lo)
+    pad = 0.04 * (hi - lo)
+    rax.plot(x[above], np.full(above.sum(), hi - pad), "^", color="red", ms=4, clip_on=False)
+    rax.plot(x[below], np.full(below.sum(), lo + pad), "v", color="red", ms=4, clip_on=False)
+    return int(above.sum() + below.sum())
+
+
 def finish_ratio(fig, rax, xlabel: str) -> None:
-    """The ratio panel's line at 1, its 0.5-1.5 range and labels; a tight layout."""
+    """The ratio panel's line at 1, its range and labels; a tight layout."""
     rax.axhline(1, color="grey", lw=0.8)
-    rax.set_ylim(0.5, 1.5)
+    rax.set_ylim(*RATIO_RANGE)
     rax.set_ylabel("gen / ref")
     rax.set_xlabel(xlabel)
     fig.tight_layout()

@@ -61,7 +61,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 # ---- evaluate ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("key, code, needles", [
-    ("gen0", 1, ["gen0.h5: particle_features: 0 rows", "no usable sample"]),
+    ("gen0", 1, ["gen0.h5 is not a valid sample file", "particle_features: 0 rows", "no usable sample"]),
     ("gen5", 1, ["too few jets to evaluate: 5 generated", "at least 10 generated"]),
     ("gen29", 1, ["29 particle slots, the reference 30"]),
     ("gen150", 1, ["150 particle slots, the reference 30"]),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
@@ -15,37 +14,30 @@ from . import cli, console
 from .data import cache_option
 
 
-def _fmt(value: float | None, error: float | None, scale: float) -> str:
-    if value is None:
-        return "-"
-    v = value * scale
-    if error is None or math.isnan(error):
-        return f"{v:.4g}"
-    return f"{v:.4g} ± {error * scale:.2g}"
-
-
 def render(result: EvaluationResult) -> Table:
-    """A rich table of a result: metric, value ± error, truth-vs-truth, definition."""
+    """A rich table of a result: quantity (with its scale), value ± error, truth-vs-truth."""
+    from ..evaluate.display import column_scale, fmt_value, label, scale_text
+
     prov = result.provenance
-    size = f"{prov['n_jets']} jets" if "n_jets" in prov else f"{prov.get('n_showers')} showers on {prov.get('geometry')}"
-    label = " [PARAMETERISED showers]" if prov.get("samples_parameterised") else ""
+    objects = "jets" if result.kind == "jets" else "showers"
+    size = f"{prov.get('n_jets', prov.get('n_showers'))} {objects} per sample"
+    if objects == "showers":
+        size += f" on {prov.get('geometry')}"
+    label_param = " [PARAMETERISED showers, not Geant4]" if prov.get("samples_parameterised") else ""
     table = Table(title=f"{result.model} vs {prov.get('reference')} ({prov.get('reference_split')} split), "
-                        f"{size}, suite {prov.get('suite_version')} ({prov['config']['profile']}){label}")
-    for col in ("metric", "scale", "model", "truth vs truth", "better"):
-        table.add_column(col, no_wrap=col != "better")
+                        f"{size}, suite {prov.get('suite_version')} ({prov['config']['profile']}){label_param}")
+    for col in ("metric", "quantity", "scale", "model", "truth vs truth", "better"):
+        table.add_column(col, no_wrap=col in ("metric", "scale", "model", "truth vs truth"))
     for m in result.metrics.values():
-        table.add_row(m.name, _scale(m.scale), _fmt(m.value, m.error, m.scale), _fmt(m.truth, m.truth_error, m.scale),
-                      m.better)
+        scale = column_scale([m.value, m.truth], m.scale)
+        table.add_row(m.name, label(m.name), scale_text(scale), fmt_value(m.value, m.error, scale, m.better),
+                      fmt_value(m.truth, m.truth_error, scale, m.better), m.better)
     return table
 
 
-def _scale(scale: float) -> str:
-    return "" if scale == 1 else f"x1e{round(math.log10(scale))}"
-
-
 def legend(result: EvaluationResult) -> str:
-    """One line per metric: name, printed scale and definition (every number has its meaning)."""
-    return "\n".join(f"  {m.name} {_scale(m.scale)}: {m.definition}" for m in result.metrics.values())
+    """One line per metric: name and definition (every number has its meaning)."""
+    return "\n".join(f"  {m.name}: {m.definition}" for m in result.metrics.values())
 
 
 @cli.command("evaluate")
@@ -72,8 +64,13 @@ def evaluate_cmd(samples: Path, reference: str, model_name: str | None, out_dir:
                           metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
                           energy_check=energy_check == "on", jet_type=jet_type)
     console.print(render(result))
-    console.print("values are mean ± error over batches, folds or bootstraps; definitions:\n" + legend(result),
+    console.print("values are mean ± error over batches, folds or bootstraps, printed times the scale; "
+                  "'< b': a distance consistent with zero (estimate + error below b); definitions:\n" + legend(result),
                   highlight=False, markup=False)
+    if "fpnd" in result.metrics:
+        console.print("FPND is a distance to the real JetNet30 statistics (shipped with jetnet), whatever the "
+                      "reference: its truth-vs-truth value is the reference's own distance to JetNet.",
+                      highlight=False)
     if "classifier" in result.provenance:
         console.print(f"classifier setting: {result.provenance['classifier']} (full = the challenge's DNN 2 x 2048, "
                       "50 epochs; fast = 2 x 256, 15 epochs)", highlight=False)

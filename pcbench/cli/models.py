@@ -122,6 +122,7 @@ def _train_showers(name, data, data_file, teacher, config_name, config, device, 
         raise IncompatibleError(f"{name} trains on showers (points, or CaloChallenge voxels turned into points); "
                                 f"{data or data_file} holds {showers.kind}")
     prov["energy_range_mev"] = [float(showers.incident_energy.min()), float(showers.incident_energy.max())]
+    prov["parameterised"] = bool(showers.attrs.get("parameterised", False))  # carried into every sample and record
     prov["n_showers"] = len(showers)
     opts = ShowerTrainOptions(out_dir=out_dir, device=device, seed=seed, resume=resume, max_minutes=max_minutes,
                               teacher=teacher, provenance=prov)
@@ -131,7 +132,8 @@ def _train_showers(name, data, data_file, teacher, config_name, config, device, 
 
 @cli.command("sample")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-n", "--num", "n", type=click.IntRange(min=1), default=50_000, show_default=True)
+@click.option("-n", "--num", "n", type=click.IntRange(min=1), default=None,
+              help="Objects to sample [default: 50000 jets; showers: as many as --energies-from holds].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 1024 jets, 64 showers]")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
@@ -161,18 +163,25 @@ def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, o
         from ..models.shower_pipeline import PipelineSteps
 
         energies = ShowerSource.of(energies_from).incident_energies() if energies_from else None
+        if n is None and energies is None:
+            raise UsageError("showers have no default count: give -n N, or --energies-from REF to sample as many "
+                             "showers as REF holds, at its incident energies")
+        n = n or len(energies)
         if energies is not None and len(energies) < n:
             raise UsageError(f"--energies-from {energies_from} has {len(energies)} showers, fewer than -n {n}")
         steps = PipelineSteps(**{k: False for k in off})
-        path, attrs = sample_showers(checkpoint, n, output, batch_size or 64, device, seed, energies, steps, project)
-        console.print(f"[green]wrote[/] {path}: {n} showers from {attrs['model']}, "
+        path, attrs = sample_showers(checkpoint, n, output, batch_size or 64, device, seed, energies, steps, project,
+                                     progress=True)
+        label = " [PARAMETERISED-trained model, not Geant4]" if attrs.get("parameterised") else ""
+        console.print(f"[green]wrote[/] {path}: {n} showers from {attrs['model']}{label}, "
                       f"{attrs['generation_time_per_object_s'] * 1e3:.2f} ms per shower on {device} "
-                      f"(batch {batch_size or 64}, whole pipeline)", highlight=False)
+                      f"(batch {batch_size or 64}, whole pipeline, warm-up excluded)", highlight=False)
         return
     from ..models import sample_jets
 
     batch_size = batch_size or 1024
-    path, attrs = sample_jets(checkpoint, n, output, batch_size, device, seed)
+    n = n or 50_000
+    path, attrs = sample_jets(checkpoint, n, output, batch_size, device, seed, progress=True)
     console.print(f"[green]wrote[/] {path}: {n} jets from {attrs['model']} (epoch {attrs['checkpoint_epoch']}), "
                   f"{attrs['generation_time_per_object_s'] * 1e6:.1f} us per jet on {device} "
-                  f"(batch {batch_size})", highlight=False)
+                  f"(batch {batch_size}, warm-up excluded)", highlight=False)

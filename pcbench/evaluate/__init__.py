@@ -16,7 +16,7 @@ from .._io import file_md5
 from .._outputs import output_dir
 from ..data import JET_TYPES, Cache, read, validate_file
 from ..data.containers import VoxelShowerSet
-from ..data.formats import read_attrs
+from ..data.formats import data_md5, read_attrs
 from ..errors import FormatError, IncompatibleError, UsageError
 from .jets import JetSuiteConfig, infer_jet_type, jet_suite
 from .reference import load_reference, reference_source
@@ -63,7 +63,8 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
         raise UsageError(f"--jet-type {jet_type!r}: expected one of {', '.join(JET_TYPES)}")
     report = validate_file(samples)
     if not report.ok:
-        raise FormatError(f"{samples} is not a valid sample file:\n" + "\n".join(f"  - {line}" for line in report.lines()))
+        raise FormatError(f"{samples} is not a valid sample file ({len(report.problems)} problem(s); `pcbench validate` "
+                          "lists them): " + "; ".join(str(p) for p in report.problems))
     if report.kind in ("voxel-showers", "point-showers"):
         return _evaluate_showers(samples, report.kind, reference, model, profile, cache, out_dir, progress, plots,
                                  metrics, energy_check)
@@ -79,7 +80,7 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     except IncompatibleError as exc:
         raise IncompatibleError(f"{samples} against {reference}: {exc}") from None
     result = _record(samples, report.kind or "jets", model or gen.attrs.get("model") or samples.stem, values,
-                     {**ref_info, **settings, "seed": cfg.seed}, gen.attrs, len(gen))
+                     {**ref_info, **settings, "seed": cfg.seed}, gen.attrs, len(gen), ref.attrs)
     if out_dir is not None:
         path = result.write(Path(out_dir) / f"{_safe(result.model)}.json")
         if plots:
@@ -94,15 +95,25 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
+def is_parameterised(attrs: dict[str, Any]) -> bool:
+    """Whether a file holds parameterised showers, or samples of a model trained on them."""
+    trained_on = attrs.get("training_data") or {}
+    return bool(attrs.get("parameterised", False) or (isinstance(trained_on, dict) and trained_on.get("parameterised")))
+
+
 def _record(samples: Path, kind: str, model: str, values: dict[str, MetricValue], settings: dict[str, Any],
-            attrs: dict[str, Any], rows: int) -> EvaluationResult:
-    """The result with its provenance: the sample file, the settings, pcbench and the hardware."""
+            attrs: dict[str, Any], rows: int, ref_attrs: dict[str, Any]) -> EvaluationResult:
+    """The result with its provenance: the sample file (md5 of the file and of its data arrays
+    alone), the settings, pcbench, the hardware, and whether samples or reference are
+    parameterised showers."""
     provenance = {
-        "samples": str(samples), "samples_md5": file_md5(samples), "samples_bytes": samples.stat().st_size,
+        "samples": str(samples), "samples_md5": file_md5(samples), "samples_data_md5": data_md5(samples),
+        "samples_bytes": samples.stat().st_size,
         "samples_rows": rows, **settings, "pcbench_version": __version__, "hardware": hardware(),
         "generation_time_per_object_s": attrs.get("generation_time_per_object_s"),
         "generation_hardware": attrs.get("hardware"),
-        "samples_parameterised": bool(attrs.get("parameterised", False)),
+        "samples_parameterised": is_parameterised(attrs),
+        "reference_parameterised": is_parameterised(ref_attrs),
     }
     return EvaluationResult(kind=kind, model=model, metrics=values, provenance=provenance)
 
@@ -179,7 +190,7 @@ def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | Non
         values, settings, used = ild_suite(gen, ref, halves, geometry, icfg, progress)
         seed = icfg.seed
     result = _record(samples, kind, model or attrs.get("model") or samples.stem, values,
-                     {**ref_info, **settings, **energy, "seed": seed}, attrs, len(gen))
+                     {**ref_info, **settings, **energy, "seed": seed}, attrs, len(gen), first.attrs)
     if out_dir is not None:
         path = result.write(Path(out_dir) / f"{_safe(result.model)}.json")
         if plots:

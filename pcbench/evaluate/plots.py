@@ -9,19 +9,54 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write_text
-from .._plotting import finish_ratio, ratio_axes, save_png
+from .._plotting import finish_ratio, legend_above, pyplot, ratio_axes, ratio_points, save_png
 from ..data import JetSet
 from .result import EvaluationResult
 
-__all__ = ["ratio_histogram", "jet_plots", "html_report"]
+__all__ = ["figure_note", "ratio_histogram", "jet_plots", "html_report"]
+
+
+def figure_note(result: EvaluationResult | None, name: str) -> str:
+    """The line a figure carries: the metric it illustrates with its value, and PARAMETERISED
+    where the showers compared are not Geant4's."""
+    from .display import column_scale, fmt_value, scale_text
+
+    parts = []
+    prov = result.provenance if result else {}
+    if prov.get("samples_parameterised") or prov.get("reference_parameterised"):
+        parts.append("PARAMETERISED showers, not Geant4")
+    m = (result.metrics if result else {}).get(name)
+    if m is not None:
+        scale = column_scale([m.value], m.scale)
+        s = scale_text(scale)
+        parts.append(f"{name} = {fmt_value(m.value, m.error, scale, m.better)}" + (f" ({s})" if s else ""))
+    return "; ".join(parts)
+
+
+def _single_value_figure(real: np.ndarray, gen: np.ndarray, xlabel: str, path: Path, note: str) -> Path:
+    """A distribution the reference holds at one value (e.g. 30 particles in every JetNet30 jet
+    after zero-padding) is stated in words, not drawn as a one-bin histogram."""
+    value = real[0]
+    share = float(np.mean(gen == value)) if len(gen) else float("nan")
+    lines = [f"{xlabel}:", f"reference: every one of {len(real)} has {value:g}",
+             f"generated: {share:.1%} of {len(gen)} have {value:g}"]
+    if share < 1 and len(gen):
+        lines.append(f"(generated range {gen.min():g} .. {gen.max():g})")
+    fig = pyplot().figure(figsize=(5, 2.2))
+    fig.text(0.05, 0.9, "\n".join(lines + ([note] if note else [])), va="top", fontsize=10, family="monospace")
+    return save_png(fig, path)
 
 
 def ratio_histogram(real: np.ndarray, gen: np.ndarray, xlabel: str, path: Path, bins: int | np.ndarray = 40,
                     log_x: bool = False, note: str = "") -> Path:
     """Density histograms of real (filled) and generated (line), and below them the ratio
-    generated / real with Poisson errors; saved as PNG.  ``bins``: edges, or a number of bins
-    over the real sample's 0.1-99.9 % range."""
+    generated / real with Poisson errors (points beyond the panel as arrows at its edge); saved as
+    PNG.  ``bins``: edges, or a number of bins over the real sample's 0.1-99.9 % range.  With
+    ``log_x`` the bins are log-spaced and the density is per unit of log10(x), so that equal
+    areas mean equal probabilities on the log axis.  A reference with a single value is stated."""
     real, gen = np.asarray(real, float), np.asarray(gen, float)
+    if len(real) and np.ptp(real) == 0:
+        return _single_value_figure(real, gen, xlabel, path, note)
     lo, hi = np.quantile(real, [0.001, 0.999])
     if not np.isscalar(bins):
         edges = np.asarray(bins, float)
@@ -32,19 +67,19 @@ def ratio_histogram(real: np.ndarray, gen: np.ndarray, xlabel: str, path: Path, 
         edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
     hr, _ = np.histogram(real, edges)
     hg, _ = np.histogram(gen, edges)
-    width = np.diff(edges)
+    width = np.diff(np.log10(edges)) if log_x else np.diff(edges)
     dr, dg = hr / max(hr.sum(), 1) / width, hg / max(hg.sum(), 1) / width
     fig, ax, rax = ratio_axes()
     ax.stairs(dr, edges, fill=True, alpha=0.35, color="grey", label=f"reference ({len(real)})")
     ax.stairs(dg, edges, color="C0", lw=1.5, label=f"generated ({len(gen)})")
-    ax.set_ylabel("density")
-    ax.legend(frameon=False, fontsize=8, title=note or None, title_fontsize=8)
+    ax.set_ylabel("density per unit log10(x)" if log_x else "density")
+    legend_above(ax, note)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = dg / dr
         err = ratio * np.sqrt(1 / np.maximum(hg, 1) + 1 / np.maximum(hr, 1))
     centres = 0.5 * (edges[1:] + edges[:-1]) if not log_x else np.sqrt(edges[1:] * edges[:-1])
     ok = hr > 0  # the ratio is defined where the reference has entries
-    rax.errorbar(centres[ok], ratio[ok], yerr=err[ok], fmt="o", ms=2, color="C0", lw=0.8)
+    ratio_points(rax, centres[ok], ratio[ok], err[ok])
     if log_x:
         rax.set_xscale("log")
     finish_ratio(fig, rax, xlabel)
@@ -59,12 +94,6 @@ def jet_plots(gen: tuple[JetSet, dict], real: tuple[JetSet, dict], out_dir: str 
 
     out = Path(out_dir)
     (gj, gf), (rj, rf) = gen, real
-    m = (result.metrics if result else {})
-
-    def note(name: str) -> str:
-        v = m.get(name)
-        return "" if v is None else f"{name} = {v.value * v.scale:.3g} ± {v.error * v.scale:.2g} (x{v.scale:g})"
-
     specs = [("jet_mass", rf["mass"], gf["mass"], "relative jet mass m / pT_jet", False, "w1m"),
              ("jet_pt", rf["pt"], gf["pt"], "relative jet pT", False, ""),
              ("multiplicity", rf["multiplicity"], gf["multiplicity"], "number of particles", False, ""),
@@ -75,27 +104,47 @@ def jet_plots(gen: tuple[JetSet, dict], real: tuple[JetSet, dict], out_dir: str 
              ("particle_ptrel", rj.particles[..., 2][rj.mask], gj.particles[..., 2][gj.mask], "particle ptrel", True, "kl_ptconst")]
     for k, i in enumerate(EFP_W1_INDICES()):
         specs.append((f"efp_{k + 1}", rf["efps"][:, i], gf["efps"][:, i], f"EFP n=4 d=4 #{k + 1}", True, "w1efp"))
-    return [ratio_histogram(r, g, label, out / f"{name}.png", log_x=logx, note=note(metric))
+    return [ratio_histogram(r, g, label, out / f"{name}.png", log_x=logx, note=figure_note(result, metric))
             for name, r, g, label, logx, metric in specs]
 
 
 def html_report(result: EvaluationResult, plots: list[Path], path: str | os.PathLike[str]) -> Path:
-    """A one-page HTML report: the metric table (value, error, truth-vs-truth) and the figures."""
+    """A one-page HTML report: the metric table (quantity, value ± error, truth-vs-truth) and the
+    figures, in the words of the sample's kind (jets or showers); parameterised showers say so."""
+    from .display import column_scale, fmt_value, label, scale_text
+
     path = Path(path)
     prov = result.provenance
-    rows = "".join(
-        f"<tr><td>{html.escape(m.name)}</td><td>x{m.scale:g}</td><td>{m.value * m.scale:.4g} ± {m.error * m.scale:.2g}</td>"
-        f"<td>{(m.truth or 0) * m.scale:.4g} ± {(m.truth_error or 0) * m.scale:.2g}</td><td>{html.escape(m.definition)}</td></tr>"
-        for m in result.metrics.values())
-    imgs = "".join(f'<figure><img src="{html.escape(os.path.relpath(p, path.parent))}" width="420">'
-                   f"<figcaption>{html.escape(p.stem)}</figcaption></figure>" for p in plots)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>pcbench: {html.escape(result.model)}</title>
+    e = html.escape
+    rows = []
+    for m in result.metrics.values():
+        scale = column_scale([m.value, m.truth], m.scale)
+        rows.append(f"<tr><td>{e(m.name)}</td><td>{e(label(m.name))}</td><td>{e(scale_text(scale))}</td>"
+                    f"<td>{e(fmt_value(m.value, m.error, scale, m.better))}</td>"
+                    f"<td>{e(fmt_value(m.truth, m.truth_error, scale, m.better))}</td><td>{e(m.definition)}</td></tr>")
+    imgs = "".join(f'<figure><img src="{e(os.path.relpath(p, path.parent))}" width="420">'
+                   f"<figcaption>{e(p.stem)}</figcaption></figure>" for p in plots)
+    jets = result.kind == "jets"
+    n = prov.get("n_jets") if jets else prov.get("n_showers")
+    what = f"{n} jets per sample" if jets else f"{n} showers per sample on {e(str(prov.get('geometry')))}"
+    docs = "docs/metrics-jets.md" if jets else "docs/metrics-showers.md"
+    banner = ""
+    if prov.get("samples_parameterised") or prov.get("reference_parameterised"):
+        banner = ('<p style="background:#fde;padding:6px;font-weight:bold">PARAMETERISED showers (pcbench\'s '
+                  "GFlash-type model), not Geant4: these numbers say how well a model learns these showers, "
+                  "not how it would do on the real data.</p>")
+    fpnd = ("<p>FPND is a distance to the real JetNet30 statistics, whatever the reference: its truth-vs-truth "
+            "value is the reference's own distance to JetNet.</p>" if "fpnd" in result.metrics else "")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>pcbench: {e(result.model)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}
 figure{{display:inline-block;margin:4px}}</style></head><body>
-<h1>{html.escape(result.model)} vs {html.escape(str(prov.get('reference')))}</h1>
-<p>{html.escape(str(prov.get('reference_split')))} split, {prov.get('n_jets')} jets per sample, suite {html.escape(str(prov.get('suite_version')))}
-({html.escape(str(prov.get('config', {}).get('profile')))}), pcbench {html.escape(str(prov.get('pcbench_version')))}.</p>
-<table><tr><th>metric</th><th>scale</th><th>model</th><th>truth vs truth</th><th>definition</th></tr>{rows}</table>
+<h1>{e(result.model)} vs {e(str(prov.get('reference')))}</h1>{banner}
+<p>{e(str(prov.get('reference_split')))} split, {what}, suite {e(str(prov.get('suite_version')))}
+({e(str(prov.get('config', {}).get('profile')))}), pcbench {e(str(prov.get('pcbench_version')))}.
+Values are mean ± error over batches, folds or bootstraps, printed times the scale; "&lt; b": a distance consistent
+with zero. Definitions: {docs}.</p>{fpnd}
+<table><tr><th>metric</th><th>quantity</th><th>scale</th><th>model</th><th>truth vs truth</th><th>definition</th></tr>
+{"".join(rows)}</table>
 <h2>Distributions (reference filled, generated line; ratio below)</h2>{imgs}</body></html>
 """
     atomic_write_text(path, page)

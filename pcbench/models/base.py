@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -138,9 +139,10 @@ class JetGenerator(nn.Module):
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int = 0, batch_size: int = 1024,
-               multiplicities: np.ndarray | None = None) -> JetSet:
+               multiplicities: np.ndarray | None = None, progress: Callable[[int], None] | None = None) -> JetSet:
         """``n`` jets in the JetNet layout: multiplicities from the training distribution (or
-        given), clouds generated per multiplicity in batches, then post-processed."""
+        given), clouds generated per multiplicity in batches, then post-processed.  ``progress``
+        is called with the number of jets of each finished batch."""
         self.eval()
         rng = np.random.default_rng(seed)
         mult = self.sample_multiplicities(n, rng) if multiplicities is None else np.asarray(multiplicities)
@@ -155,6 +157,8 @@ class JetGenerator(nn.Module):
                 part = rows[lo:lo + batch_size]
                 x = self.stats.denormalise(self.generate(len(part), int(m), gen).double()).cpu().numpy()
                 out[part, :m] = x
+                if progress is not None:
+                    progress(len(part))
         return self.postprocess(out, mult, rng)
 
     def postprocess(self, particles: np.ndarray, mult: np.ndarray, rng: np.random.Generator) -> JetSet:

@@ -15,6 +15,8 @@ geometry for models trained on voxels turned into points.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import copy
 from typing import Any
 
@@ -122,14 +124,17 @@ class CaloClouds2(nn.Module):
         return torch.cat([fn(x[i:i + step], context[i:i + step]) for i in range(0, len(x), step)])
 
     def sample(self, e_inc_mev: np.ndarray, seed: int = 0, batch_size: int = 64,
-               steps: PipelineSteps = PipelineSteps(), num_steps: int | None = None
-               ) -> ShowerPointSet | VoxelShowerSet:
+               steps: PipelineSteps = PipelineSteps(), num_steps: int | None = None,
+               progress: Callable[[int], None] | None = None) -> ShowerPointSet | VoxelShowerSet:
         """Showers at the given incident energies [MeV]: the whole pipeline, batch by batch; points
-        (point convention, MeV), or with ``steps.project`` cell hits (grid) or voxels (CaloChallenge)."""
+        (point convention, MeV), or with ``steps.project`` cell hits (grid) or voxels (CaloChallenge).
+        ``progress`` is called with the number of showers of each finished batch."""
         e_inc_mev = np.asarray(e_inc_mev, np.float64)
         parts = []
         for i, a in enumerate(range(0, len(e_inc_mev), batch_size)):
             parts.append(self._sample_batch(e_inc_mev[a:a + batch_size], seed * 100_003 + i, steps, num_steps))
+            if progress is not None:
+                progress(len(parts[-1][0]))
         width = max(p.shape[1] for p, _ in parts)
         pts = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p, _ in parts])
         mask = np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for _, m in parts])

@@ -10,27 +10,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._progress import object_bar
 from ..data import JET_TYPES, JetSet, write
 from .training import load_model
 
 __all__ = ["sample_jets", "time_generation"]
 
 
-def time_generation(model, n: int, batch_size: int, seed: int = 0) -> tuple[JetSet, float]:
+def time_generation(model, n: int, batch_size: int, seed: int = 0, progress: bool = False) -> tuple[JetSet, float]:
     """Sample ``n`` jets and return them with the wall-clock seconds per jet (post-processing
-    included; CUDA synchronised), measured after one warm-up batch."""
+    included; CUDA synchronised), measured after one warm-up batch; ``progress`` shows a bar."""
     model.sample(min(n, batch_size), seed=seed + 1, batch_size=batch_size)  # warm-up
     if model.device.type == "cuda":
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    jets = model.sample(n, seed=seed, batch_size=batch_size)
+    with object_bar(n, "jets", f"sampling {model.name}", progress) as advance:
+        t0 = time.perf_counter()
+        jets = model.sample(n, seed=seed, batch_size=batch_size, progress=advance)
     if model.device.type == "cuda":
         torch.cuda.synchronize()
     return jets, (time.perf_counter() - t0) / n
 
 
 def sample_jets(checkpoint: str | Path, n: int, out: str | Path, batch_size: int = 1024, device: str = "cpu",
-                seed: int = 0) -> tuple[Path, dict[str, Any]]:
+                seed: int = 0, progress: bool = False) -> tuple[Path, dict[str, Any]]:
     """Sample ``n`` jets from a checkpoint into ``out`` (JetNet layout, pcbench schema).
 
     The file records the model, its config, the checkpoint's md5, the seed, the generation time
@@ -39,7 +41,7 @@ def sample_jets(checkpoint: str | Path, n: int, out: str | Path, batch_size: int
     from ..evaluate import hardware
 
     model, payload = load_model(checkpoint, device)
-    jets, per_jet = time_generation(model, n, batch_size, seed)
+    jets, per_jet = time_generation(model, n, batch_size, seed, progress)
     attrs = {"model": payload["model"], "model_config": payload["config"], "checkpoint": str(checkpoint),
              "checkpoint_md5": payload["checkpoint_md5"], "checkpoint_epoch": payload["epoch"], "seed": seed,
              "generation_time_per_object_s": per_jet, "generation_batch_size": batch_size,
@@ -53,7 +55,7 @@ def sample_jets(checkpoint: str | Path, n: int, out: str | Path, batch_size: int
 
 def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: int = 64, device: str = "cpu",
                    seed: int = 0, energies_mev: np.ndarray | None = None, steps: Any = None,
-                   project: bool | None = None) -> tuple[Path, dict[str, Any]]:
+                   project: bool | None = None, progress: bool = False) -> tuple[Path, dict[str, Any]]:
     """Sample ``n`` showers from a shower checkpoint into ``out`` (pcbench schema).
 
     ``steps``: the pipeline steps (all by default); ``project`` (it sets ``steps.project``): cells
@@ -79,12 +81,16 @@ def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: 
         energies_mev = np.exp(rng.uniform(np.log(lo), np.log(hi), n)) if hi > 10 * lo else rng.uniform(lo, hi, n)
     energies_mev = np.asarray(energies_mev, np.float64)[:n]
     model.sample(energies_mev[:min(n, batch_size)], seed=seed + 1, batch_size=batch_size, steps=steps)  # warm-up
-    t0 = time.perf_counter()
-    showers = model.sample(energies_mev, seed=seed, batch_size=batch_size, steps=steps)
-    per_shower = (time.perf_counter() - t0) / len(energies_mev)
+    with object_bar(len(energies_mev), "showers", f"sampling {payload['model']}", progress) as advance:
+        t0 = time.perf_counter()
+        showers = model.sample(energies_mev, seed=seed, batch_size=batch_size, steps=steps, progress=advance)
+        per_shower = (time.perf_counter() - t0) / len(energies_mev)
     attrs = {"model": payload["model"], "model_config": payload["config"], "checkpoint": str(checkpoint),
              "checkpoint_md5": payload["checkpoint_md5"], "seed": seed, "generation_time_per_object_s": per_shower,
              "generation_batch_size": batch_size, "hardware": {**hardware(), "device": device},
              "training_data": payload["provenance"], **pipeline_attrs(steps, getattr(model, "occupancy", None)),
              "geometry": grid.name}
+    if payload["provenance"].get("parameterised"):
+        attrs.update(parameterised=True, source=f"samples of {payload['model']} trained on PARAMETERISED showers "
+                                                 "(pcbench's GFlash-type model), not Geant4")
     return write(out, showers, attrs, layout="ild" if isinstance(grid, LayeredGrid) else None), attrs

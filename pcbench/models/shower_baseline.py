@@ -9,6 +9,8 @@ within a shower: what every generator must beat.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from typing import Any
 
 import numpy as np
@@ -61,8 +63,10 @@ class IndependentShowerPoints(nn.Module):
         return get_geometry(self.config["grid"])
 
     def sample(self, e_inc_mev: np.ndarray, seed: int = 0, batch_size: int = 64,
-               steps: PipelineSteps = PipelineSteps()) -> ShowerPointSet | VoxelShowerSet:
-        """Showers at the given incident energies [MeV] (``steps``: only ``project`` applies)."""
+               steps: PipelineSteps = PipelineSteps(), progress: Callable[[int], None] | None = None
+               ) -> ShowerPointSet | VoxelShowerSet:
+        """Showers at the given incident energies [MeV] (``steps``: only ``project`` applies);
+        ``progress`` is called once with their number (the baseline draws them all at once)."""
         rng = np.random.default_rng(seed)
         e = np.asarray(e_inc_mev, np.float64)
         b = np.clip(np.searchsorted(self.edges.numpy(), e, side="right") - 1, 0, self.config["n_bins"] - 1)
@@ -74,4 +78,6 @@ class IndependentShowerPoints(nn.Module):
             idx = np.flatnonzero(pool_bin == k)
             pts[i, :m] = pool[idx[rng.integers(0, len(idx), m)]]
         out = ShowerPointSet(pts, pts[..., 3] > 0, e.astype(np.float32), {"y_unit": "mm"})
+        if progress is not None:
+            progress(len(e))
         return project_showers(out, self.grid) if steps.project else out

@@ -1,0 +1,149 @@
+"""How pcbench prints a metric: a header that says the quantity, one scale per column, value ±
+error rounded to the error, and "< bound" for a distance consistent with zero.
+
+Used by the terminal table of ``pcbench evaluate``, the HTML report and the leaderboard tables, so
+that a number reads the same everywhere:
+
+* **Header**: the quantity in words and its unit or definition (``LABELS``), then the scale,
+  e.g. ``W1 of jet m/pT (x10^3)``.
+* **Scale**: one power of ten per column.  The metric's customary scale (the papers': 10^3 for
+  W1M) is kept when the column's largest |value| prints between 0.1 and 1000 with it; otherwise
+  no scale if that does, else the power that brings that value into [1, 1000).
+* **Value ± error**: the error to two significant digits, the value to the same decimal place,
+  in fixed notation (never an exponent in a cell).
+* **Consistent with zero**: a distance (``better == "lower"``: 0 means identical) whose error
+  reaches its value, or whose estimate is below zero (unbiased KPD, the classifier JSD estimate),
+  prints as ``< bound`` with bound = max(value, 0) + error: what the data allow, not a
+  meaningless signed number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+__all__ = ["LABELS", "label", "column_scale", "scale_text", "header", "fmt_number", "fmt_value",
+           "consistent_with_zero"]
+
+#: metric name -> the quantity in words, with its unit or definition (values are dimensionless
+#: unless a unit is named)
+LABELS: dict[str, str] = {
+    # jets (JetNet)
+    "w1m": "W1 of jet m/pT",
+    "w1p": "W1 of particle (eta, phi, pT/pT_jet), mean",
+    "w1efp": "W1 of 5 EFPs (n=4, d=4), mean",
+    "fpd": "FPD (Frechet distance of features, N->inf)",
+    "kpd": "KPD (kernel distance of features)",
+    "cov": "COV (fraction of real jets matched, EMD)",
+    "mmd": "MMD (EMD to nearest, pT/pT_jet units)",
+    "fpnd": "FPND to real JetNet30 (not the reference)",
+    "w1_tau21": "W1 of tau21",
+    "w1_tau32": "W1 of tau32",
+    "kl_mass": "KL of jet m/pT (50 bins)",
+    "kl_ptconst": "KL of particle pT/pT_jet (50 bins)",
+    "kl_tau21": "KL of tau21 (50 bins)",
+    "kl_tau32": "KL of tau32 (50 bins)",
+    "auc_hl": "AUC, boosted trees on jet observables",
+    "auc_pl": "AUC, Deep Sets on particles",
+    # CaloChallenge
+    "sep_e_ratio": "sep. power of E_vis/E_inc",
+    "sep_e_layer": "sep. power of E_layer, mean over layers",
+    "sep_ec_eta": "sep. power of centre in eta, mean",
+    "sep_ec_phi": "sep. power of centre in phi, mean",
+    "sep_width_eta": "sep. power of width in eta, mean",
+    "sep_width_phi": "sep. power of width in phi, mean",
+    "sep_ec_r": "sep. power of centre in r, mean",
+    "sep_width_r": "sep. power of width in r, mean",
+    "sep_sparsity": "sep. power of sparsity, mean",
+    "sep_cell": "sep. power of voxel energies",
+    "auc_low": "DNN AUC on voxels",
+    "jsd_low": "DNN JSD on voxels",
+    "auc_high": "DNN AUC on shower observables",
+    "jsd_high": "DNN JSD on shower observables",
+    "precision": "precision (k=5 NN)",
+    "recall": "recall (k=5 NN)",
+    "density": "density (k=5 NN; 1 = identical)",
+    "coverage": "coverage (k=5 NN)",
+    # ILD / CaloClouds (W1 of observables normalised by the reference maximum)
+    "w1_n_hits": "W1 of N_hits (normalised)",
+    "w1_e_ratio": "W1 of E_vis/E_inc (normalised)",
+    "w1_e_cell": "W1 of cell energies (normalised)",
+    "w1_e_long": "W1 of longitudinal profile, mean (normalised)",
+    "w1_e_radial": "W1 of radial profile, mean (normalised)",
+    "w1_cog_x": "W1 of centre of gravity x (normalised)",
+    "w1_cog_y": "W1 of centre of gravity y, depth (normalised)",
+    "w1_cog_z": "W1 of centre of gravity z (normalised)",
+}
+
+
+def label(name: str) -> str:
+    """The quantity a metric measures, in words (the metric's name where none is registered)."""
+    return LABELS.get(name, name)
+
+
+def _finite(values: Iterable[float | None]) -> list[float]:
+    return [abs(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def column_scale(values: Iterable[float | None], customary: float = 1.0) -> float:
+    """The factor to print a column with: ``customary`` if its largest |value| then lies in
+    [0.1, 1000), else 1 if that does, else the power of ten that brings it into [1, 1000)."""
+    vals = _finite(values)
+    top = max(vals, default=0.0)
+    if top == 0.0 or 0.1 <= top * customary < 1000:
+        return customary
+    if 0.1 <= top < 1000:
+        return 1.0
+    exp = -math.floor(math.log10(top)) if top < 1 else -(math.floor(math.log10(top)) - 2)
+    return 10.0 ** exp
+
+
+def scale_text(scale: float) -> str:
+    """``x10^3`` for 1e3, ``x10^-2`` for 1e-2, empty for 1."""
+    if scale == 1:
+        return ""
+    return f"x10^{round(math.log10(scale))}"
+
+
+def header(name: str, scale: float) -> str:
+    """A column header: the quantity and the scale, e.g. ``W1 of jet m/pT (x10^3)``."""
+    s = scale_text(scale)
+    return f"{label(name)} ({s})" if s else label(name)
+
+
+def _decimals(x: float, digits: int) -> int:
+    """Decimal places that show ``digits`` significant digits of ``x`` (at least 0)."""
+    if x == 0 or not math.isfinite(x):
+        return 0
+    return max(0, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+def fmt_number(x: float, digits: int = 3) -> str:
+    """``x`` with ``digits`` significant digits in fixed notation (no exponent)."""
+    if not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return f"{x:.{_decimals(x, digits)}f}"
+
+
+def consistent_with_zero(value: float, error: float | None, better: str) -> bool:
+    """A distance (0 = identical) whose estimate is below zero or within its error of zero."""
+    if better != "lower" or not math.isfinite(value):
+        return False
+    return value < 0 or (error is not None and math.isfinite(error) and error >= value)
+
+
+def fmt_value(value: float | None, error: float | None, scale: float = 1.0, better: str = "") -> str:
+    """``value ± error`` (scaled; error to 2 significant digits, the value to the same place),
+    ``< bound`` for a distance consistent with zero, ``-`` for no value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    v = value * scale
+    e = None if error is None or not math.isfinite(error) else error * scale
+    if consistent_with_zero(v, e, better):
+        return f"< {fmt_number(max(v, 0.0) + (e or 0.0), 2)}"
+    if e is None:
+        return fmt_number(v, 4)
+    if e == 0:
+        return f"{fmt_number(v, 4)} ± 0"
+    d = _decimals(e, 2)
+    return f"{v:.{d}f} ± {e:.{d}f}"

@@ -1,0 +1,151 @@
+"""What a physicist reads: scales, value ± error, bounds for distances consistent with zero,
+headers with the quantity, figures with off-scale points, md5 of the data alone, labels."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from factories import jetnet_arrays, write_h5
+from pcbench.data.formats import data_md5
+from pcbench.evaluate.display import column_scale, consistent_with_zero, fmt_number, fmt_value, header, scale_text
+from pcbench.evaluate.plots import ratio_histogram
+from pcbench.evaluate.result import EvaluationResult, MetricValue
+
+
+@pytest.mark.parametrize("values, customary, expected", [
+    ([0.00052, 0.0004], 1e3, 1e3),     # W1M: the papers' x10^3 prints 0.52
+    ([7.42, 0.3], 1e3, 1.0),           # a KL of 7.4 at x10^3 would print 7420: back to x1
+    ([3.2e-6, 1e-6], 1e3, 1e6),        # tiny: the power that brings 3.2e-6 into [1, 1000)
+    ([1234.0], 1.0, 0.1),              # large: 123.4 at x10^-1
+    ([0.0, None, float("nan")], 1e3, 1e3),
+])
+def test_column_scale_keeps_values_between_0_1_and_1000(values, customary, expected):
+    scale = column_scale(values, customary)
+    assert scale == pytest.approx(expected)
+    top = max((abs(v) for v in values if v is not None and np.isfinite(v)), default=0)
+    assert top == 0 or 0.1 <= top * scale < 1000
+
+
+def test_scale_text_and_header_name_the_quantity():
+    assert scale_text(1e3) == "x10^3" and scale_text(1e-2) == "x10^-2" and scale_text(1.0) == ""
+    assert header("w1m", 1e3) == "W1 of jet m/pT (x10^3)"
+    assert header("mmd", 1.0) == "MMD (EMD to nearest, pT/pT_jet units)"
+    assert "real JetNet30" in header("fpnd", 1.0)
+
+
+@pytest.mark.parametrize("value, error, scale, better, text", [
+    (0.000523, 0.0000412, 1e3, "lower", "0.523 ± 0.041"),   # error to 2 digits, value to its place
+    (7.42, 0.29, 1.0, "lower", "7.42 ± 0.29"),
+    (1234.5, 56.0, 1.0, "lower", "1234 ± 56"),             # no exponent, ever
+    (0.0032, 0.042, 1.0, "lower", "< 0.045"),               # the issue's KPD truth row
+    (-0.3155, 0.29, 1.0, "lower", "< 0.29"),                # a JSD estimate below zero
+    (0.52, 0.04, 1.0, "closer to 0.5", "0.520 ± 0.040"),    # an AUC is not a distance
+    (0.12, float("nan"), 1.0, "lower", "0.1200"),           # FPND: no error defined
+    (None, None, 1.0, "lower", "-"),
+])
+def test_fmt_value(value, error, scale, better, text):
+    assert fmt_value(value, error, scale, better) == text
+
+
+def test_fixed_notation_never_prints_an_exponent():
+    for x in (1.23e-7, 4.5e8, -2.2e-5, 0.0):
+        assert "e" not in fmt_number(x).lower()
+    assert consistent_with_zero(-1e-9, None, "lower") and not consistent_with_zero(0.3, 0.1, "lower")
+
+
+def test_ratio_panel_marks_points_beyond_its_range(tmp_path):
+    """Generated density x3 in the upper tail: those ratio points lie above 1.5 and become arrows."""
+    from pcbench import _plotting
+
+    drawn = {}
+    original = _plotting.ratio_points
+
+    def spy(rax, x, ratio, err, color="C0"):
+        drawn["arrows"] = original(rax, x, ratio, err, color)
+        drawn["ratio"] = np.asarray(ratio)
+        return drawn["arrows"]
+
+    import pcbench.evaluate.plots as plots
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(0, 1, 20_000)
+    gen = np.concatenate([rng.normal(0, 1, 20_000), rng.normal(2.0, 0.2, 4_000)])
+    plots.ratio_points, saved = spy, plots.ratio_points
+    try:
+        path = ratio_histogram(real, gen, "x", tmp_path / "r.png")
+    finally:
+        plots.ratio_points = saved
+    expected = int(np.sum((drawn["ratio"] > 1.5) | (drawn["ratio"] < 0.5)))
+    assert expected > 0 and drawn["arrows"] == expected
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_single_valued_reference_is_stated_not_histogrammed(tmp_path):
+    from PIL import Image
+
+    real, gen = np.full(1000, 30.0), np.r_[np.full(990, 30.0), np.full(10, 29.0)]
+    path = ratio_histogram(real, gen, "number of particles", tmp_path / "m.png")
+    w, h = Image.open(path).size
+    assert h < w / 2  # the one-panel text figure (5 x 2.2 in), not the 5 x 4.5 in histogram
+
+
+def test_data_md5_ignores_attributes_and_sees_every_value(tmp_path):
+    pf, jf = jetnet_arrays(20, 30, 0)
+    a = write_h5(tmp_path / "a.h5", {"generation_time_per_object_s": 1.0}, particle_features=pf, jet_features=jf)
+    b = write_h5(tmp_path / "b.h5", {"generation_time_per_object_s": 2.0}, particle_features=pf, jet_features=jf)
+    assert a.read_bytes() != b.read_bytes() and data_md5(a) == data_md5(b)
+    pf2 = pf.copy()
+    pf2[19, 0, 0] += 1e-3
+    c = write_h5(tmp_path / "c.h5", particle_features=pf2, jet_features=jf)
+    assert data_md5(c) != data_md5(a)
+    with h5py.File(a, "r") as f:  # rows read in chunks give the same digest as one pass
+        assert f["particle_features"].shape == (20, 30, 4)
+    assert data_md5(a, chunk_rows=3) == data_md5(a)
+
+
+def test_html_report_speaks_of_showers_and_parameterised_data(tmp_path):
+    from pcbench.evaluate.plots import html_report
+
+    m = MetricValue("w1_e_ratio", 0.0123, 0.002, "W1 of E_vis / E_inc", 1e3, 0.004, 0.001, "lower")
+    res = EvaluationResult("point-showers", "cc2", {"w1_e_ratio": m},
+                           {"reference": "ild-photons-param:test", "reference_split": "test", "n_showers": 600,
+                            "geometry": "ild-ecal", "suite_version": "ild-1", "config": {"profile": "fast"},
+                            "samples_parameterised": True, "reference_parameterised": True})
+    page = html_report(res, [], tmp_path / "r.html").read_text()
+    assert "600 showers per sample on ild-ecal" in page and "jets" not in page
+    assert "PARAMETERISED showers" in page and "docs/metrics-showers.md" in page
+    assert "12.3 ± 2.0" in page and "W1 of E_vis/E_inc (normalised)" in page
+
+
+def test_parameterised_label_travels_from_data_through_training_and_sampling_to_the_record(tmp_path):
+    """Before: a model trained only on parameterised showers got "samples_parameterised": false."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pcbench.cli import cli
+    from pcbench.data import formats
+    from pcbench.data.containers import ShowerPointSet
+    from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
+
+    d = simulate_shower_chunk(SHOWER_TARGETS["ild-photons"], 3, 60)
+    data = formats.write(tmp_path / "train.h5", ShowerPointSet(d["points"], d["points"][..., 3] > 0,
+                                                                 d["incident_energy"]), {"parameterised": True},
+                         layout="ild")
+    run = CliRunner().invoke
+    assert run(cli, ["train", "shower-baseline", "--data-file", str(data), "--out", str(tmp_path / "m")]).exit_code == 0
+    res = run(cli, ["sample", str(tmp_path / "m" / "last.pt"), "-o", str(tmp_path / "s.h5")])
+    assert res.exit_code == 2 and "showers have no default count" in res.output
+    res = run(cli, ["sample", str(tmp_path / "m" / "last.pt"), "-o", str(tmp_path / "s.h5"), "--energies-from", str(data)])
+    assert res.exit_code == 0 and "PARAMETERISED" in res.output, res.output
+    attrs = formats.read_attrs(tmp_path / "s.h5")
+    assert attrs["parameterised"] is True or attrs["parameterised"] == 1
+    assert len(formats.read(tmp_path / "s.h5")) == 60  # as many as --energies-from holds
+    res = run(cli, ["evaluate", str(tmp_path / "s.h5"), "--reference", str(data), "--profile", "fast",
+                    "--out", str(tmp_path / "o"), "--metrics", "w1_e_ratio"])
+    assert res.exit_code == 0, res.output
+    prov = json.loads((tmp_path / "o" / "shower-baseline.json").read_text())["provenance"]
+    assert prov["samples_parameterised"] is True and prov["reference_parameterised"] is True
+    assert prov["samples_data_md5"] == data_md5(tmp_path / "s.h5") != prov["samples_md5"]
