@@ -149,3 +149,37 @@ def test_parameterised_label_travels_from_data_through_training_and_sampling_to_
     prov = json.loads((tmp_path / "o" / "shower-baseline.json").read_text())["provenance"]
     assert prov["samples_parameterised"] is True and prov["reference_parameterised"] is True
     assert prov["samples_data_md5"] == data_md5(tmp_path / "s.h5") != prov["samples_md5"]
+
+
+def test_training_bar_names_the_part_what_follows_and_runs_on_the_budget():
+    """Before: `ShowerFlow 14/3250 8:33:26` for a small config stopped after 3 minutes."""
+    from pcbench._progress import TrainingProgress
+
+    now = [0.0]
+    bar = TrainingProgress("caloclouds2", [("ShowerFlow", 3250, "epochs"), ("point model", 3000, "steps")],
+                           max_minutes=3.0, show=True)
+    bar.clock = lambda: now[0]
+    bar.started = bar.part_started = 0.0
+    now[0] = 60.0
+    bar.update(0, 14, "loss 1.2")
+    task = bar.bar.tasks[0]
+    status = task.fields["status"]
+    bar.close()
+    assert "ShowerFlow 14/3250 epochs" in status and "then point model (3000 steps)" in status
+    assert "budget 1:00 of 3:00 (--max-minutes)" in status
+    assert task.completed == pytest.approx(1 / 3)  # the bar runs on the budget, not on 14/3250 epochs
+    assert "ShowerFlow ends in ~" in status  # this part's own estimate: (3250 - 14) x 60 s / 14
+
+
+def test_datasets_listing_is_readable_at_80_columns_when_piped(tmp_path):
+    """Before: cells cut to `zeno…`, `unk…`, `pcbe…`."""
+    from click.testing import CliRunner
+
+    from pcbench.cli import cli
+
+    res = CliRunner().invoke(cli, ["datasets", "--cache-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert "…" not in res.output and max(len(line) for line in lines) <= 80
+    assert any(line.startswith("jetnet30  [jets]  files: g q t w z  size: 436.49 MB  cached: 0/5") for line in lines)
+    assert "    source: zenodo 6975118   offline: pcbench simulate" in lines

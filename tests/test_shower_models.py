@@ -371,3 +371,52 @@ def test_shower_training_under_ddp_keeps_the_replicas_equal(ild_train, tmp_path)
         assert torch.equal(r0[k], r1[k]), k
     losses = [h["loss"] for h in payload["train_state"]["history"] if h["phase"] == "diffusion"]
     assert len(losses) == 1 and np.isfinite(losses[0])
+
+
+def _budget_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
+    """A torchrun-like rank whose clock (rank 1 only) jumps past the budget after a few checks."""
+    import os
+    import time
+    import types
+    from pathlib import Path
+
+    import pcbench.models.shower_training as st
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    if rank == 1:
+        calls = [0]
+
+        def late_clock() -> float:
+            calls[0] += 1
+            return time.perf_counter() + (1e6 if calls[0] > 4 else 0.0)
+
+        st.time = types.SimpleNamespace(perf_counter=late_clock)
+    cfg = shower_model_config("caloclouds2", "small", **{**TINY, "flow_epochs": 2, "diffusion_steps": 400})
+    Path(out).mkdir(parents=True, exist_ok=True)
+    train_shower_model("caloclouds2", cfg, formats.read(data),
+                       ShowerTrainOptions(out_dir=Path(out), progress=False, occupancy_showers=4, max_minutes=30.0))
+    torch.distributed.destroy_process_group()
+
+
+def test_a_budget_that_expires_on_one_rank_first_ends_every_rank_cleanly(ild_train, tmp_path):
+    """Before, each rank decided alone: rank 1 left the loop, rank 0 waited in the all-reduce for ever."""
+    import socket
+    import time
+
+    data = formats.write(tmp_path / "train.h5", ild_train, layout="ild")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = torch.multiprocessing.start_processes(_budget_worker, args=(2, port, str(data), str(tmp_path / "ddp")),
+                                                nprocs=2, join=False, start_method="spawn")
+    deadline = time.time() + 240
+    while not ctx.join(timeout=2):
+        if time.time() > deadline:
+            for proc in ctx.processes:
+                proc.kill()
+            pytest.fail("a rank hung: the ranks disagreed on when the budget ran out")
+    state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)["train_state"]
+    assert state["world_size"] == 2 and state["finished"] is False
+    assert 0 < state["step"] < 400 and any(u.startswith("point model") for u in state["untrained"])

@@ -57,21 +57,35 @@ def _size(n: int | None) -> str:
 def datasets(cache_dir: Path | None) -> None:
     """List the registered data sets: name, kind, files, size, source and cache status."""
     cache = Cache(cache_dir)
-    table = Table(title=f"pcbench data sets (cache: {cache.root})")
-    for col in ("name", "kind", "files", "size", "source", "cached", "checksum", "offline"):
-        table.add_column(col, no_wrap=col in ("name", "kind"))
+    rows = []
     for entry in default_registry():
         n_cached = sum(cache.is_cached(entry, f) for f in entry.files)
         src = entry.source
         source = f"zenodo {src['record']}" if src.get("type") == "zenodo" else f"{src.get('type')} (see registry)"
-        cached = f"{n_cached}/{len(entry.files)}" if entry.files else "-"
-        table.add_row(entry.name, entry.kind, ", ".join(f.key for f in entry.files) or "-",
-                      _size(entry.total_size), source, cached, _checksum_column(cache, entry),
-                      "pcbench simulate" if entry.offline else "-")
-    console.print(table)
+        rows.append({"name": entry.name, "kind": entry.kind, "files": " ".join(f.key for f in entry.files) or "-",
+                     "size": _size(entry.total_size), "source": source,
+                     "cached": f"{n_cached}/{len(entry.files)}" if entry.files else "-",
+                     "checksum": _checksum_column(cache, entry),
+                     "offline": "pcbench simulate" if entry.offline else "-"})
+    if console.is_terminal and console.width >= 140:
+        table = Table(title=f"pcbench data sets (cache: {cache.root})")
+        for col in rows[0]:
+            table.add_column(col, no_wrap=True)
+        for row in rows:
+            table.add_row(*row.values())
+        console.print(table)
+    else:  # narrow terminals and pipes: two or three plain lines per data set, nothing cut
+        console.print(f"pcbench data sets (cache: {cache.root})", highlight=False)
+        for r in rows:
+            console.print(f"{r['name']}  [{r['kind']}]  files: {r['files']}  size: {r['size']}  cached: {r['cached']}",
+                          highlight=False, markup=False)
+            console.print(f"    source: {r['source']}   offline: {r['offline']}", highlight=False,
+                          markup=False)
+            if r["checksum"] != "-":
+                console.print(f"    checksum: {r['checksum']}", highlight=False, markup=False)
     console.print("checksum: 'unverified' = no published md5; pcbench pins the md5 of the first download and "
                   "checks the registered size and the layout (`pcbench fetch --refresh NAME` downloads it again).",
-                  highlight=False, soft_wrap=True)
+                  highlight=False)
 
 
 def _checksum_column(cache: Cache, entry) -> str:

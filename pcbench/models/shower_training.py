@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from .._progress import TrainingProgress
 from ..data.containers import ShowerPointSet, VoxelShowerSet
 from ..errors import CheckpointError, PcbenchError, UsageError
 from ..geometry import get_geometry, layer_stack, project, to_points
@@ -140,25 +141,28 @@ def _fit_occupancy(model: CaloClouds2, data: ShowerPointSet, n: int, seed: int) 
 class _Run:
     """Bookkeeping of one training run: progress bar, budget, checkpoints."""
 
-    def __init__(self, name: str, model, state: dict[str, Any], opts: ShowerTrainOptions, rank: int, total: int):
-        self.name, self.model, self.state, self.opts, self.rank = name, model, state, opts, rank
+    def __init__(self, name: str, model, state: dict[str, Any], opts: ShowerTrainOptions, rank: int, world: int,
+                 parts: list[tuple[str, int, str]], done: tuple[int, ...]):
+        self.name, self.model, self.state, self.opts, self.rank, self.world = name, model, state, opts, rank, world
         self.started = time.perf_counter()
-        self.bar = self.task = None
-        if opts.progress and rank == 0:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                TextColumn("{task.fields[info]}"))
-            self.bar.start()
-            self.task = self.bar.add_task(f"training {name}", total=total, completed=0, info="")
+        self.bar = TrainingProgress(name, parts, opts.max_minutes, opts.progress and rank == 0, done)
 
     def out_of_time(self) -> bool:
-        return self.opts.max_minutes is not None and time.perf_counter() - self.started > 60 * self.opts.max_minutes
+        """Whether the budget is spent; under DDP every rank takes the same decision (the first
+        rank past the budget stops them all), so that no rank waits in an all-reduce alone."""
+        if self.opts.max_minutes is None:
+            return False
+        late = time.perf_counter() - self.started > 60 * self.opts.max_minutes
+        if self.world > 1:
+            import torch.distributed as dist
 
-    def tick(self, phase: str, done: int, total: int, loss: float) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, description=f"training {self.name}: {phase}", completed=done, total=total,
-                            info=f"loss {loss:.4g}")
+            flag = torch.tensor([float(late)])
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            late = bool(flag.item())
+        return late
+
+    def tick(self, part: int, done: int, loss: float) -> None:
+        self.bar.update(part, done, f"loss {loss:.4g}")
 
     def save(self, optimizers: dict[str, torch.optim.Optimizer] | None = None) -> Path:
         path = Path(self.opts.out_dir) / "last.pt"
@@ -168,8 +172,7 @@ class _Run:
         return path
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        self.bar.close()
 
 
 def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet | VoxelShowerSet,
@@ -219,8 +222,12 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet |
     _wrap(model, world, device)
     x_all = model.to_model(data.points, data.mask)
     n_pts = data.mask.sum(1)
-    total = (0 if teacher else c["flow_epochs"] + c["diffusion_steps"]) + (c["cm_steps"] if teacher else 0)
-    run = _Run(name, model, state, opts, rank, total)
+    if teacher is None:
+        parts = [("ShowerFlow", c["flow_epochs"], "epochs"), ("point model", c["diffusion_steps"], "steps")]
+        done = (state["flow_epoch"], state["step"])
+    else:
+        parts, done = [("consistency distillation", c["cm_steps"], "steps")], (state["cm_step"],)
+    run = _Run(name, model, state, opts, rank, world, parts, done)
     window: list[float] = []  # losses since the last history entry (their mean is recorded)
     try:
         if teacher is None:
@@ -242,11 +249,10 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet |
                     losses.append(loss.item())
                 state["flow_epoch"] += 1
                 state["history"].append({"phase": "flow", "epoch": state["flow_epoch"], "nll": float(np.mean(losses))})
-                run.tick("ShowerFlow", state["flow_epoch"], total, float(np.mean(losses)))
+                run.tick(0, state["flow_epoch"], float(np.mean(losses)))
         # the point model: EDM (CaloClouds II), DDPM (CaloClouds) or consistency distillation (CM)
-        key, n_steps, stream, phase = (("step", c["diffusion_steps"], 2, "point model") if teacher is None
-                                       else ("cm_step", c["cm_steps"], 3, "consistency distillation"))
-        offset = 0 if teacher else c["flow_epochs"]
+        key, n_steps, stream = ("step", c["diffusion_steps"], 2) if teacher is None else ("cm_step", c["cm_steps"], 3)
+        part = 0 if teacher else 1
         gen = torch.Generator(device=device)
         while state[key] < n_steps and not run.out_of_time():
             gen.manual_seed(opts.seed * 1_000_003 + state[key] * world + rank)  # a function of the step: resumable
@@ -266,7 +272,7 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet |
             if state[key] % 50 == 0 or state[key] == n_steps:
                 state["history"].append({"phase": "diffusion" if teacher is None else "distillation", "step": state[key],
                                          "loss": float(np.mean(window))})
-                run.tick(phase, offset + state[key], total, float(np.mean(window)))
+                run.tick(part, state[key], float(np.mean(window)))
                 window = []
             if state[key] % opts.checkpoint_every == 0:
                 _unwrap(model)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from .._progress import TrainingProgress
 from ..data import JetSet
 from ..metrics.jet_observables import jet_kinematics
 from ..metrics.wasserstein import w1
@@ -116,14 +117,8 @@ def train(name: str, config: dict[str, Any], train_jets: JetSet, opts: TrainOpti
     mult = train_jets.mask.sum(1)
     particles = torch.as_tensor(train_jets.particles, dtype=torch.float32)
 
-    bar = task = None
-    if opts.progress and rank == 0:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                       TextColumn("{task.fields[info]}"))
-        bar.start()
-        task = bar.add_task(f"training {name}", total=opts.epochs, completed=start, info="")
+    bar = TrainingProgress(name, [("epochs", opts.epochs, "")], opts.max_minutes, opts.progress and rank == 0,
+                           done=(start,))
     started = time.perf_counter()
     try:
         for epoch in range(start + 1, opts.epochs + 1):
@@ -152,16 +147,13 @@ def train(name: str, config: dict[str, Any], train_jets: JetSet, opts: TrainOpti
                 out_of_time = bool(flag.item())
             if rank == 0 and (epoch % opts.checkpoint_every == 0 or epoch == opts.epochs or out_of_time):
                 save_checkpoint(out / "last.pt", _payload(model, name, optimizers, epoch, history, best, opts, world))
-            if bar is not None:
-                info = " ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch")
-                bar.update(task, completed=epoch, info=info)
+            bar.update(0, epoch, " ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds")))
             if out_of_time:
                 break
         if rank == 0 and start >= opts.epochs and not (out / "last.pt").exists():
             save_checkpoint(out / "last.pt", _payload(model, name, optimizers, start, history, best, opts, world))
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.close()
     return out / ("best.pt" if (out / "best.pt").exists() else "last.pt")
 
 
