@@ -183,3 +183,25 @@ def test_datasets_listing_is_readable_at_80_columns_when_piped(tmp_path):
     assert "…" not in res.output and max(len(line) for line in lines) <= 80
     assert any(line.startswith("jetnet30  [jets]  files: g q t w z  size: 436.49 MB  cached: 0/5") for line in lines)
     assert "    source: zenodo 6975118   offline: pcbench simulate" in lines
+
+
+def test_evaluate_shows_each_stage_and_keeps_a_log(tmp_path):
+    """Before: a terminal-only spinner; the truth-vs-truth pass (as long as the model's) said nothing."""
+    from click.testing import CliRunner
+
+    from pcbench.cli import cli
+
+    pf, jf = jetnet_arrays(300, 30, 0)
+    ref = write_h5(tmp_path / "ref.h5", particle_features=pf, jet_features=jf)
+    pf, jf = jetnet_arrays(100, 30, 1)
+    gen = write_h5(tmp_path / "gen.h5", particle_features=pf, jet_features=jf)
+    res = CliRunner().invoke(cli, ["evaluate", str(gen), "--reference", str(ref), "--profile", "fast",
+                                   "--out", str(tmp_path / "o"), "--metrics", "w1m,kl_mass"])
+    assert res.exit_code == 0, res.output
+    log = (tmp_path / "o" / "gen.evaluate.log").read_text().splitlines()
+    stages = [line.split("] ", 1)[1] for line in log if line.startswith("[")]
+    assert stages[0] == "features" and stages[-1] == "done"
+    assert "model vs reference: W1" in stages and "truth vs truth: W1" in stages
+    assert stages.index("model vs reference: KL") < stages.index("truth vs truth: W1")
+    assert all(s in res.output for s in stages[:-1])  # the terminal shows the same lines
+    assert "W1 of jet m/pT [w1m]" in res.output and "x10^3" in res.output

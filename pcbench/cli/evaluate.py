@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from ..data import Cache
@@ -26,18 +27,19 @@ def render(result: EvaluationResult) -> Table:
     label_param = " [PARAMETERISED showers, not Geant4]" if prov.get("samples_parameterised") else ""
     table = Table(title=f"{result.model} vs {prov.get('reference')} ({prov.get('reference_split')} split), "
                         f"{size}, suite {prov.get('suite_version')} ({prov['config']['profile']}){label_param}")
-    for col in ("metric", "quantity", "scale", "model", "truth vs truth", "better"):
-        table.add_column(col, no_wrap=col in ("metric", "scale", "model", "truth vs truth"))
+    table.add_column(escape("quantity [metric]"), overflow="fold")
+    for col in ("scale", "model", "truth vs truth"):
+        table.add_column(col, no_wrap=True)
     for m in result.metrics.values():
         scale = column_scale([m.value, m.truth], m.scale)
-        table.add_row(m.name, label(m.name), scale_text(scale), fmt_value(m.value, m.error, scale, m.better),
-                      fmt_value(m.truth, m.truth_error, scale, m.better), m.better)
+        table.add_row(escape(f"{label(m.name)} [{m.name}]"), scale_text(scale), fmt_value(m.value, m.error, scale, m.better),
+                      fmt_value(m.truth, m.truth_error, scale, m.better))
     return table
 
 
 def legend(result: EvaluationResult) -> str:
-    """One line per metric: name and definition (every number has its meaning)."""
-    return "\n".join(f"  {m.name}: {m.definition}" for m in result.metrics.values())
+    """One line per metric: name, definition and which way is better (every number has its meaning)."""
+    return "\n".join(f"  {m.name}: {m.definition}; better: {m.better}" for m in result.metrics.values())
 
 
 @cli.command("evaluate")
@@ -58,10 +60,13 @@ def legend(result: EvaluationResult) -> str:
 def evaluate_cmd(samples: Path, reference: str, model_name: str | None, out_dir: Path, profile: str,
                  plots: bool, metrics: str, energy_check: str, jet_type: str | None, cache_dir: Path | None) -> None:
     """Validate SAMPLES, run its metric suite against the reference, print and record the results."""
-    with console.status("evaluating") as status:
-        result = evaluate(samples, reference, model_name, profile, Cache(cache_dir), out_dir,
-                          progress=lambda msg: status.update(f"evaluating: {msg}"), plots=plots,
-                          metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
+    from .._outputs import output_dir
+    from ..evaluate.log import StageLog
+
+    out_dir = output_dir(out_dir)
+    with StageLog(out_dir / f"{samples.stem}.evaluate.log", console, f"evaluate {samples} --reference {reference}") as log:
+        result = evaluate(samples, reference, model_name, profile, Cache(cache_dir), out_dir, progress=log.stage,
+                          plots=plots, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
                           energy_check=energy_check == "on", jet_type=jet_type)
     console.print(render(result))
     console.print("values are mean ± error over batches, folds or bootstraps, printed times the scale; "

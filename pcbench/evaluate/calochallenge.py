@@ -250,8 +250,8 @@ def calochallenge_suite(gen: ShowerSource, reference: ShowerSource, halves: Halv
     a.cell_hist, b = second["a"][0].cell_hist, second["b"][0]
     step("generated features")
     g = _summarise(gen, {"g": _Want(halves.gen, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows)["g"][0]
-    model, extra = _pair(g, a, geometry, threshold, cfg, step)
-    truth, truth_extra = _pair(b, a, geometry, threshold, cfg, lambda _m: None)
+    model, extra = _pair(g, a, geometry, threshold, cfg, lambda m: step(f"model vs reference: {m}"))
+    truth, truth_extra = _pair(b, a, geometry, threshold, cfg, lambda m: step(f"truth vs truth: {m}"))
     metrics = {name: MetricValue(name, v, e, *_DEFS[name][:2], truth[name][0], truth[name][1], _DEFS[name][2])
                for name, (v, e) in model.items()}
     settings = {"suite_version": CALO_SUITE_VERSION, "n_showers": halves.n, "geometry": geometry.name,

@@ -133,8 +133,8 @@ def ild_suite(gen: ShowerSource, reference: ShowerSource, halves: Halves, grid: 
     step("projecting the generated showers")
     g = summarise_points(gen, {"g": halves.gen}, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept)["g"]
     batch_size = min(cfg.w1_batch_size, halves.n // cfg.w1_batches)
-    model, extra = _pair(g, a, cfg, batch_size, step)
-    truth, truth_extra = _pair(b, a, cfg, batch_size, lambda _m: None)
+    model, extra = _pair(g, a, cfg, batch_size, lambda m: step(f"model vs reference: {m}"))
+    truth, truth_extra = _pair(b, a, cfg, batch_size, lambda m: step(f"truth vs truth: {m}"))
     defs = {**_DEFS, "auc_high": "DNN classifier AUC on log10 E_inc and the 25 per-shower observables (calibrated)",
             "jsd_high": "DNN classifier JSD = (ln 2 - BCE) / ln 2 on the same inputs (calibrated)"}
     metrics = {}

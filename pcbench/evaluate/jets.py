@@ -181,8 +181,8 @@ def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConf
         fpnd_type = jet_type
     elif "fpnd" in cfg.metrics:
         raise MetricError(f"fpnd was requested but cannot be computed: {fpnd_reason}")
-    model = _pair(gen_n, fg, real_a, fa, cfg, fpnd_type, step)
-    truth = _pair(real_b, fb, real_a, fa, cfg, fpnd_type, lambda _m: None)
+    model = _pair(gen_n, fg, real_a, fa, cfg, fpnd_type, lambda m: step(f"model vs reference: {m}"))
+    truth = _pair(real_b, fb, real_a, fa, cfg, fpnd_type, lambda m: step(f"truth vs truth: {m}"))
     metrics = {}
     for name, (value, error) in model.items():
         definition, scale, better = _DEFS[name]
