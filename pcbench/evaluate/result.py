@@ -56,8 +56,13 @@ class EvaluationResult:
     record_version: int = RECORD_VERSION
 
     def to_json(self) -> str:
-        """Strict JSON (non-finite numbers as ``null``), keys sorted: same record, same bytes."""
-        return json.dumps(_finite_or_null(asdict(self)), indent=1, sort_keys=True, allow_nan=False) + "\n"
+        """Strict JSON (non-finite numbers as ``null``): same record, same bytes.
+
+        Keys are sorted except the metrics, which keep the suite's order (the order of a table's
+        columns whether it is built from records on disk or in memory)."""
+        data = _sorted_keys(_finite_or_null(asdict(self)))
+        data["metrics"] = {name: _sorted_keys(_finite_or_null(asdict(m))) for name, m in self.metrics.items()}
+        return json.dumps(data, indent=1, allow_nan=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> EvaluationResult:
@@ -94,6 +99,15 @@ class EvaluationResult:
         except (KeyError, TypeError, AttributeError) as exc:
             raise FormatError(f"{path}: not a pcbench result record (expected the fields kind, model, metrics, "
                               f"provenance as `pcbench evaluate` writes them): {exc}") from exc
+
+
+def _sorted_keys(obj: Any) -> Any:
+    """``obj`` with the keys of every mapping sorted, recursively."""
+    if isinstance(obj, dict):
+        return {k: _sorted_keys(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [_sorted_keys(v) for v in obj]
+    return obj
 
 
 def _finite_or_null(obj: Any) -> Any:

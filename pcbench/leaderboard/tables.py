@@ -171,8 +171,8 @@ def to_csv(table: Table) -> str:
         cells = []
         for n in metrics:
             v = values.get(n)
-            if isinstance(v, MetricValue):
-                cells += [repr(v.value), repr(v.error)]
+            if isinstance(v, MetricValue):  # an error of None (none estimated; null in JSON) is NaN, as in memory
+                cells += [repr(v.value), repr(math.nan if v.error is None else v.error)]
             elif isinstance(v, tuple):
                 cells += [repr(v[0]), "" if v[1] is None else repr(v[1])]
             else:
