@@ -26,6 +26,26 @@ from pcbench._platform import _cpuinfo, fingerprint_differences, platform_finger
 from pcbench.leaderboard import pipeline
 from pcbench.leaderboard.store import pair_problem
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _strict(text: str):
+    """json.loads that rejects NaN / Infinity (what a strict parser does)."""
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def _one_line_error(res, *needles: str) -> str:
+    """The CLI failed with exit 1 and one line of error naming ``needles``, without a traceback."""
+    assert res.exit_code == 1, res.output
+    assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
 
 def record(model: str, w1m: float, **prov_changes) -> EvaluationResult:
     prov = {"reference": "jetnet30-sim:g", "reference_split": "test", "reference_md5": "a" * 32,
@@ -132,6 +152,8 @@ def test_reproduce_exact_on_the_same_fingerprint_within_errors_elsewhere(tmp_pat
     assert res.exit_code == 0, res.output
     [csv_path] = folder.glob("*.csv")
     assert sorted(p.name for p in (folder / "records").glob("*.json")) == ["epic-fm.json", "independent.json"]
+    for f in (folder / "records").glob("*.json"):
+        _strict(f.read_text())  # what `leaderboard run` writes is strict JSON
     made_on = EvaluationResult.read(folder / "records" / "epic-fm.json").provenance["platform"]
     assert made_on == platform_fingerprint() and made_on["torch_threads"] == 2
     assert all(lib["num_threads"] == 2 for lib in made_on["blas"])  # the config's threads bound every pool
@@ -198,28 +220,7 @@ def test_published_rows_are_labelled_and_never_bold(tmp_path):
     assert "EPiC-GAN,published" not in to_csv(table) and "(published: EPiC-GAN paper" in to_csv(table)
 
 
-# --- issue 15: strict JSON, bad records, half-written pairs, killed writes, the demo's folder ----------------------
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _strict(text: str):
-    """json.loads that rejects NaN / Infinity (what a strict parser does)."""
-    def refuse(name):
-        raise ValueError(f"non-standard JSON constant {name}")
-    return json.loads(text, parse_constant=refuse)
-
-
-def _one_line_error(res, *needles: str) -> str:
-    """The CLI failed with exit 1 and one line of error naming ``needles``, without a traceback."""
-    assert res.exit_code == 1, res.output
-    assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output
-    lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
+# --- strict JSON, bad records, half-written pairs, killed writes, the demo's folder --------------------------------
 def test_records_are_strict_json_with_null_for_non_finite(tmp_path):
     r = record("epic-fm", 2e-3)
     r.metrics["fpnd"] = MetricValue("fpnd", 12.5, math.nan, "FPND", 1.0, math.inf, None)
