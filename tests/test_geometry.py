@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from importlib import resources
+
 import numpy as np
 import pytest
 
-from conftest import SHARED
 from pcbench.errors import FormatError
 from pcbench.geometry import CylindricalGeometry, LayeredGrid, calochallenge_geometry, get_geometry, project, to_points
 
@@ -17,9 +19,21 @@ def test_voxel_counts_as_published(name, voxels, layers):
     assert geo.n_voxels == voxels and len(geo.relevant_layers) == layers
 
 
+#: md5 of the CaloChallenge's own binning XMLs (CaloChallenge/homepage, code/binning_dataset_*.xml), pinned here so
+#: that the test needs nothing beside the clone
+CHALLENGE_XML_MD5 = {"binning_dataset_1_photons.xml": "28ca73b2b1359b0d3f04228c272c4fba",
+                     "binning_dataset_1_pions.xml": "6a337240128ad9ff79337a901837b2c4",
+                     "binning_dataset_2.xml": "8507505f3a262ca17db6c78e425669b4",
+                     "binning_dataset_3.xml": "82fa9882f7acf0c75d318c4ce9eaf7e8"}
+
+
 def test_shipped_xmls_are_the_challenges():
+    shipped = resources.files("pcbench.geometry") / "data"
+    for fname, md5 in CHALLENGE_XML_MD5.items():
+        assert hashlib.md5((shipped / fname).read_bytes()).hexdigest() == md5, fname
     for name, fname in (("calochallenge-2", "binning_dataset_2.xml"), ("calochallenge-1-pions", "binning_dataset_1_pions.xml")):
-        assert CylindricalGeometry.from_xml(SHARED / "data" / "calochallenge" / fname, name) == calochallenge_geometry(name)
+        with resources.as_file(shipped / fname) as path:
+            assert CylindricalGeometry.from_xml(path, name) == calochallenge_geometry(name)
 
 
 def test_voxel_order_is_layer_alpha_r():

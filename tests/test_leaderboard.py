@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
+from pcbench._io import atomic_path
 from pcbench.cli import cli
+from pcbench.cli import leaderboard as cli_leaderboard
 from pcbench.evaluate import EvaluationResult, MetricValue
 from pcbench.leaderboard import (ComparabilityError, build_tables, compare_csv, read_published, reproduce, to_csv,
                                  to_markdown, write_table)
+from pcbench._platform import _cpuinfo, fingerprint_differences, platform_fingerprint
+from pcbench.leaderboard import pipeline
+from pcbench.leaderboard.store import pair_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _strict(text: str):
+    """json.loads that rejects NaN / Infinity (what a strict parser does)."""
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def _one_line_error(res, *needles: str) -> str:
+    """The CLI failed with exit 1 and one line of error naming ``needles``, without a traceback."""
+    assert res.exit_code == 1, res.output
+    assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
 
 
 def record(model: str, w1m: float, **prov_changes) -> EvaluationResult:
@@ -98,7 +130,16 @@ def test_compare_csv_catches_a_hand_edited_number(tmp_path):
     assert compare_csv(committed, fresh, exact=False, n_sigma=2) == []  # 0.0001 apart, error 0.0001
 
 
-def test_reproduce_end_to_end(tmp_path):
+def _set_cell(csv_path, model: str, column: int, change) -> None:
+    text = csv_path.read_text().splitlines()
+    row = [i for i, line in enumerate(text) if line.startswith(f"{model},")][0]
+    cells = text[row].split(",")
+    cells[column] = repr(change(float(cells[column])))
+    text[row] = ",".join(cells)
+    csv_path.write_text("\n".join(text) + "\n")
+
+
+def test_reproduce_exact_on_the_same_fingerprint_within_errors_elsewhere(tmp_path, monkeypatch):
     cfg = {"name": "tiny", "data": {"simulate": "jetnet30", "jet_type": "g", "n": 240, "seed": 3},
            "threads": 2, "train": {"seed": 0}, "sample": {"n": 60, "batch_size": 64},
            "evaluate": {"profile": "fast", "metrics": ["w1m", "w1p", "fpd"]},
@@ -111,16 +152,63 @@ def test_reproduce_end_to_end(tmp_path):
     assert res.exit_code == 0, res.output
     [csv_path] = folder.glob("*.csv")
     assert sorted(p.name for p in (folder / "records").glob("*.json")) == ["epic-fm.json", "independent.json"]
-    assert reproduce(folder / "config.yaml", log=lambda _m: None) == []
-    text = csv_path.read_text().splitlines()
-    row = [i for i, line in enumerate(text) if line.startswith("independent,")][0]
-    cells = text[row].split(",")
-    cells[2] = repr(float(cells[2]) * 1.5)  # a committed number changed by hand
-    text[row] = ",".join(cells)
-    csv_path.write_text("\n".join(text) + "\n")
+    for f in (folder / "records").glob("*.json"):
+        _strict(f.read_text())  # what `leaderboard run` writes is strict JSON
+    made_on = EvaluationResult.read(folder / "records" / "epic-fm.json").provenance["platform"]
+    assert made_on == platform_fingerprint() and made_on["torch_threads"] == 2
+    assert all(lib["num_threads"] == 2 for lib in made_on["blas"])  # the config's threads bound every pool
+    committed = csv_path.read_text()
+    # a float difference of the size another CPU makes (1e-9 relative; e.g. AVX-512 vs AVX2 kernels)
+    _set_cell(csv_path, "epic-fm", 2, lambda v: v * (1 + 1e-9))
     res = CliRunner().invoke(cli, ["leaderboard", "reproduce", str(folder / "config.yaml")])
-    assert res.exit_code == 1 and "independent / w1m: committed" in res.output
+    assert res.exit_code == 1 and "not reproduced: 1 difference(s)" in res.output, res.output
+    assert "compared on the same platform (exact)" in res.output
+    assert "epic-fm / w1m: committed" in res.output and "(tolerance: exact (same platform))" in res.output
+    # the same on a machine whose CPU has other vector units: within errors, while a real change is still caught
+    _set_cell(csv_path, "independent", 2, lambda v: v * 1.5)
+    elsewhere = {**made_on, "cpu_flags": sorted(set(made_on["cpu_flags"]) ^ {"avx512f"})}
+    monkeypatch.setattr(pipeline, "platform_fingerprint", lambda: elsewhere)
+    res = CliRunner().invoke(cli, ["leaderboard", "reproduce", str(folder / "config.yaml")])
+    assert res.exit_code == 1 and "not reproduced: 1 difference(s)" in res.output, res.output
+    assert "compared on another platform (within 2.0 errors; differs in cpu_flags)" in res.output
+    assert "independent / w1m: committed" in res.output and "(tolerance: 2.0 x error" in res.output
+    csv_path.write_text(committed)
+    # a real other platform: torch, OpenBLAS, MKL, oneDNN and numpy held to AVX2 kernels (on an AVX-512 CPU
+    # another fingerprint and other float rounding; on an AVX2 CPU the same one, so exact)
+    from numpy.core._multiarray_umath import __cpu_features__ as feats
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ATEN_CPU_CAPABILITY": "avx2", "OPENBLAS_CORETYPE": "Haswell",
+           "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+           "NPY_DISABLE_CPU_FEATURES": " ".join(k for k, on in feats.items() if on and k.startswith("AVX512"))}
+    proc = subprocess.run([sys.executable, "-m", "pcbench", "leaderboard", "reproduce", str(folder / "config.yaml")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "reproduced" in proc.stdout, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    import torch
+    if torch.backends.cpu.get_cpu_capability() != "AVX2":
+        assert "compared on another platform (within 2.0 errors; differs in " in proc.stdout
+        assert "torch_cpu_capability" in proc.stdout
     shutil.rmtree(tmp_path / "w")
+
+
+def test_platform_fingerprint_holds_what_changes_floats(tmp_path, monkeypatch):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7763 64-Core Processor\n"
+                    "flags\t\t: fpu sse2 sse4_1 sse4_2 avx avx2 fma f16c bmi2 avx512f avx512vl sha_ni\n\n"
+                    "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n")
+    assert _cpuinfo(info) == ("AMD EPYC 7763 64-Core Processor",
+                              ["avx", "avx2", "avx512f", "avx512vl", "f16c", "fma", "sse4_1", "sse4_2"])
+    fp = platform_fingerprint()
+    assert {"machine", "cpu_model", "cpu_flags", "python", "numpy", "numpy_simd", "blas", "torch",
+            "torch_cpu_capability", "torch_mkl", "torch_threads"} <= set(fp)
+    import torch
+    from threadpoolctl import threadpool_info
+    assert fp["torch_threads"] == torch.get_num_threads()
+    assert {(lib["internal_api"], lib["version"]) for lib in threadpool_info()} <= \
+        {(lib["internal_api"], lib["version"]) for lib in fp["blas"]}
+    assert json.loads(json.dumps(fp)) == fp and platform_fingerprint() == fp  # serialisable and stable
+    for key in fp:
+        assert fingerprint_differences(fp, {**fp, key: "other"}) == [key]
+    assert fingerprint_differences(fp, None) == ["fingerprint missing"]
 
 
 def test_published_rows_are_labelled_and_never_bold(tmp_path):
@@ -130,3 +218,151 @@ def test_published_rows_are_labelled_and_never_bold(tmp_path):
     assert "| MP-GAN (published: EPiC-GAN paper (arXiv:2301.08128)) | 0.6 ± 0.2 |" in md
     assert "| my-gan | **0.5 ± 0.1** |" in md  # the computed row is the best; published rows are never marked
     assert "EPiC-GAN,published" not in to_csv(table) and "(published: EPiC-GAN paper" in to_csv(table)
+
+
+# --- strict JSON, bad records, half-written pairs, killed writes, the demo's folder --------------------------------
+def test_records_are_strict_json_with_null_for_non_finite(tmp_path):
+    r = record("epic-fm", 2e-3)
+    r.metrics["fpnd"] = MetricValue("fpnd", 12.5, math.nan, "FPND", 1.0, math.inf, None)
+    r.provenance["spread"] = [1.0, -math.inf]
+    text = r.write(tmp_path / "r.json").read_text()
+    data = _strict(text)  # a strict parser reads it
+    assert data["metrics"]["fpnd"]["error"] is None and data["metrics"]["fpnd"]["truth"] is None
+    assert data["provenance"]["spread"] == [1.0, None] and "NaN" not in text and "Infinity" not in text
+    back = EvaluationResult.read(tmp_path / "r.json")
+    assert back.metrics["fpnd"].value == 12.5 and math.isnan(back.metrics["fpnd"].error)  # null error: NaN in memory
+    assert back.metrics["w1m"] == r.metrics["w1m"]
+    assert list(back.metrics) == ["w1m", "auc_hl", "fpnd"]  # the suite's order (a table's columns), not sorted
+    # a record written before, with bare NaN, is still read
+    (tmp_path / "old.json").write_text(text.replace('"error": null', '"error": NaN'))
+    assert math.isnan(EvaluationResult.read(tmp_path / "old.json").metrics["fpnd"].error)
+
+
+def test_committed_records_are_strict_json():
+    files = sorted(ROOT.glob("leaderboard/*/records/*.json"))
+    assert len(files) >= 8
+    for f in files:
+        _strict(f.read_text())
+
+
+def _built_pair(tmp_path, *records):
+    rec_dir = tmp_path / "records"
+    rec_dir.mkdir(parents=True, exist_ok=True)
+    for r in records:
+        r.write(rec_dir / f"{r.model}.json")
+    return rec_dir
+
+
+def test_build_refuses_bad_records_with_one_line(tmp_path):
+    good = record("epic-fm", 1e-3).write(tmp_path / "good.json")
+    full = good.read_text()
+    cases = {  # file content -> what the one line must say
+        "cut.json": (full[: len(full) // 2], "cut off"),
+        "empty.json": ("", "cut off"),
+        "garbage.json": ("this is not json\n", "not a complete JSON result record"),
+        "list.json": ("[1, 2]\n", "not a pcbench result record"),
+        "nometrics_field.json": (json.dumps({"kind": "jets", "model": "x"}), "not a pcbench result record"),
+        "badmetric.json": (full.replace('"definition"', '"definitionx"'), "not a pcbench result record"),
+    }
+    out = tmp_path / "tables"
+    for name, (content, needle) in cases.items():
+        (tmp_path / name).write_text(content)
+        res = CliRunner().invoke(cli, ["leaderboard", "build", str(good), str(tmp_path / name), "--out", str(out)])
+        _one_line_error(res, name, needle)
+    # records without any metric (what a --metrics typo once wrote): refused, naming every such file
+    empty = [EvaluationResult("jets", m, {}, record(m, 1e-3).provenance) for m in ("a", "b")]
+    paths = [e.write(tmp_path / f"{e.model}-empty.json") for e in empty]
+    res = CliRunner().invoke(cli, ["leaderboard", "build", str(good), *map(str, paths), "--out", str(out)])
+    _one_line_error(res, "without any metric", str(paths[0]), str(paths[1]))
+    (tmp_path / "nothing").mkdir()
+    res = CliRunner().invoke(cli, ["leaderboard", "build", str(tmp_path / "nothing"), "--out", str(out)])
+    _one_line_error(res, "nothing", "no result records")
+    assert not out.exists()  # nothing written by a refused build
+
+
+_KILL_AT_SECOND_RENAME = """
+import os, signal, sys
+from pathlib import Path
+calls = []
+real = os.replace
+def replace(src, dst):
+    calls.append(dst)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(src, dst)
+os.replace = replace
+from pcbench.cli import cli
+cli(["leaderboard", "build", sys.argv[1], "--out", sys.argv[2], "--published", "none"])
+"""
+
+
+def test_kill_9_between_the_renames_is_found_and_repaired(tmp_path):
+    out = tmp_path / "tables"
+    rec_dir = _built_pair(tmp_path, record("epic-fm", 1e-3))
+    res = CliRunner().invoke(cli, ["leaderboard", "build", str(rec_dir), "--out", str(out), "--published", "none"])
+    assert res.exit_code == 0, res.output
+    md, csv_path = out / "jetnet30-sim_g.md", out / "jetnet30-sim_g.csv"
+    old_md, old_csv = md.read_bytes(), csv_path.read_bytes()
+    record("epic-fm", 7e-3).write(rec_dir / "epic-fm.json")  # a new number, then kill -9 between the renames
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", _KILL_AT_SECOND_RENAME, str(rec_dir), str(out)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (md.read_bytes() != old_md) != (csv_path.read_bytes() != old_csv)  # exactly one of the pair is new
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # the killed write's temporary file
+    # another table built into the folder must not paper over the broken pair: refused, nothing written
+    other = _built_pair(tmp_path / "o", record("x", 1e-3, reference="jetnet30:q"))
+    res = CliRunner().invoke(cli, ["leaderboard", "build", str(other), "--out", str(out), "--published", "none"])
+    _one_line_error(res, "jetnet30-sim_g.md", "disagree", "interrupted build")
+    assert not (out / "jetnet30_q.md").exists()
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # the dead writer's file: removed
+    # the same build again: the pair rewritten and consistent
+    res = CliRunner().invoke(cli, ["leaderboard", "build", str(rec_dir), "--out", str(out), "--published", "none"])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert f"repaired: {md} and {csv_path} disagree" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["jetnet30-sim_g.csv", "jetnet30-sim_g.md"]
+    assert "7 ± 0.1" in md.read_text() and "0.007," in csv_path.read_text()
+    md5 = hashlib.md5(csv_path.read_bytes()).hexdigest()
+    assert md.read_text().splitlines()[-1] == f"Table data: `jetnet30-sim_g.csv`, md5 {md5}."
+    assert pair_problem(md, csv_path) is None
+
+
+def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
+    """A killed writer's temporary file is removed by the next atomic write into the folder; a live
+    writer's, and another host's, are kept."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with atomic_path(tmp_path / "probe.json") as tmp:  # learn this host's name for temporary files
+            host = tmp.name.split("@", 1)[1].split(".", 1)[0]
+            tmp.write_text("{}")
+        names = {"dead": f".epic-fm.json.pcbench-{dead_pid}@{host}.abc123.tmp",
+                 "live": f".epic-fm.json.pcbench-{live.pid}@{host}.abc123.tmp",
+                 "elsewhere": f".epic-fm.json.pcbench-{dead_pid}@00000000.abc123.tmp",
+                 "other": ".notes.txt.tmp"}
+        for n in names.values():
+            (tmp_path / n).write_text("half")
+        record("epic-fm", 1e-3).write(tmp_path / "epic-fm.json")
+        left = {p.name for p in tmp_path.iterdir()}
+        assert names["dead"] not in left
+        assert {names["live"], names["elsewhere"], names["other"], "epic-fm.json", "probe.json"} == left
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_demo_writes_outside_the_tracked_tree_by_default(tmp_path, monkeypatch):
+    """``pcbench demo`` writes to results/demo (git-ignored); leaderboard/demo only with --out."""
+    calls = []
+    monkeypatch.setattr(cli_leaderboard, "run_pipeline", lambda cfg, work, out, **kw: calls.append((cfg, work, out)))
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["demo"])
+    assert res.exit_code == 0, res.output
+    [(cfg, work, out)] = calls
+    assert cfg["name"] == "demo" and Path(out) == Path("results/demo") and Path(work) == Path("results/demo-work")
+    assert (tmp_path / "results/demo/config.yaml").exists() and not (tmp_path / "leaderboard").exists()
+    ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "results/demo/x.md"])
+    assert ignored.returncode == 0  # git ignores the default folder
+    res = CliRunner().invoke(cli, ["demo", "--out", "leaderboard/demo"])
+    assert res.exit_code == 0 and Path(calls[-1][2]) == Path("leaderboard/demo")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..evaluate import EvaluationResult
-from ..leaderboard import build_tables, load_config, read_published, reproduce, run_pipeline, write_table
+from .._io import atomic_write_text
+from ..leaderboard import build_tables, load_config, read_published, read_records, reproduce, run_pipeline, write_tables
 from . import cli, console
 
 
@@ -28,12 +28,20 @@ def leaderboard() -> None:
 def build_cmd(records: tuple[Path, ...], out_dir: Path, published: str) -> None:
     """Write one Markdown and one CSV table per benchmark from RECORDS (JSON files or folders).
 
-    Published rows of the same benchmark are shown below the computed ones, labelled."""
-    files = [p for r in records for p in ([r] if r.is_file() else sorted(r.glob("*.json")))]
+    Published rows of the same benchmark are shown below the computed ones, labelled.  Both files
+    of every table are renamed into place only when all are written; a pair left half new by a
+    killed build is rewritten (or, if this build does not make it, refused)."""
     rows = {} if published == "none" else read_published(None if published == "builtin" else published)
-    for table in build_tables((EvaluationResult.read(f) for f in files), rows):
-        md, csv_path = write_table(table, out_dir)
-        console.print(f"[green]wrote[/] {md} and {csv_path} ({len(table.records)} models)", highlight=False)
+    tables = build_tables(read_records(records), rows)
+    report = write_tables(tables, out_dir)
+    if report.removed_temps:
+        console.print(f"removed {len(report.removed_temps)} temporary file(s) left by a killed run in {out_dir}",
+                      highlight=False, soft_wrap=True)
+    for problem in report.repaired:
+        console.print(f"[yellow]repaired[/]: {problem}; rewritten", highlight=False, soft_wrap=True)
+    for table, (md, csv_path) in zip(tables, report.written):
+        console.print(f"[green]wrote[/] {md} and {csv_path} ({len(table.records)} models)", highlight=False,
+                      soft_wrap=True)
 
 
 @leaderboard.command("run")
@@ -52,18 +60,18 @@ def run_cmd(config: Path, work: Path | None, plots: bool) -> None:
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def reproduce_cmd(config: Path) -> None:
     """Re-run CONFIG and compare with its committed tables; exit 1 with a diff if they differ."""
-    diffs = reproduce(config, log=console.print)
+    diffs = reproduce(config, log=lambda msg: console.print(msg, highlight=False, soft_wrap=True))
     if diffs:
         console.print(f"[red]not reproduced[/]: {len(diffs)} difference(s)", highlight=False)
         for d in diffs:
-            console.print(f"  {d}", highlight=False, markup=False)
+            console.print(f"  {d}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
     console.print(f"[green]reproduced[/] {config}", highlight=False)
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboard/demo"),
-              show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results/demo"),
+              show_default=True, help="Output folder (the committed demo is made with --out leaderboard/demo).")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=Path("results/demo-work"),
               show_default=True)
 def demo(out_dir: Path, work: Path) -> None:
@@ -71,8 +79,8 @@ def demo(out_dir: Path, work: Path) -> None:
     evaluate with plots, and write the leaderboard (Markdown, CSV, figures) to OUT."""
     with resources.as_file(resources.files("pcbench.leaderboard") / "demo.yaml") as path:
         cfg = load_config(path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(Path(path).read_text())
+        config_text = Path(path).read_text(encoding="utf-8")
+    atomic_write_text(out_dir / "config.yaml", config_text)
     run_pipeline(cfg, work, out_dir, plots=True, log=console.print)
     console.print(f"[green]demo done[/]: table {out_dir}/*.md, CSV {out_dir}/*.csv, "
                   f"reports {out_dir}/records/*.html", highlight=False)

@@ -16,23 +16,25 @@ A config (see ``leaderboard/smoke/config.yaml``)::
 
 from __future__ import annotations
 
+import contextlib
 import os
-import platform
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
+from threadpoolctl import threadpool_limits
 
+from .._platform import platform_fingerprint
 from ..data import Cache, JetSet, load, read, write
 from ..data.loaders import split_indices
 from ..data.simulate import JetSimConfig, simulate_jets
 from ..errors import PcbenchError
 from ..evaluate import EvaluationResult, evaluate
 from ..models import TrainOptions, model_config, sample_jets, train
-from .tables import build_tables, write_table
+from .store import write_tables
+from .tables import build_tables
 
 __all__ = ["load_config", "run_pipeline", "platform_fingerprint"]
 
@@ -58,12 +60,6 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         if "name" not in m:
             raise PcbenchError(f"{path}: models[{i}] has no 'name'")
     return cfg
-
-
-def platform_fingerprint() -> dict[str, Any]:
-    """What must agree for bit-identical reproduction: machine, Python, numpy, torch, threads."""
-    return {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
-            "numpy": np.__version__, "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
 def _data(cfg: dict[str, Any], work: Path, cache: Cache, progress: bool) -> tuple[JetSet, JetSet, Path, str]:
@@ -103,8 +99,16 @@ def run_pipeline(cfg: dict[str, Any], work_dir: str | os.PathLike[str], out_dir:
     """
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg["threads"]))
+    threads = cfg.get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+    # ``threads`` bounds every BLAS / OpenMP pool too: a thread count is part of the platform fingerprint
+    with threadpool_limits(limits=int(threads)) if threads else contextlib.nullcontext():
+        return _run(cfg, work, out_dir, cache, plots, progress, log)
+
+
+def _run(cfg: dict[str, Any], work: Path, out_dir: str | os.PathLike[str] | None, cache: Cache | None, plots: bool,
+         progress: bool, log: Callable[[str], None]) -> list[EvaluationResult]:
     tr = cfg.get("train", {})
     sm = cfg.get("sample", {})
     ev = cfg.get("evaluate", {})
@@ -134,6 +138,5 @@ def run_pipeline(cfg: dict[str, Any], work_dir: str | os.PathLike[str], out_dir:
         trained = rec_epochs(ckpt)
         log(f"{label}: {trained} epochs trained (best kept: {ckpt.name}), {sm.get('n', 1000)} jets sampled, evaluated")
     if out_dir is not None:
-        for table in build_tables(records):
-            write_table(table, out_dir)
+        write_tables(build_tables(records), out_dir)
     return records

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_text
 from ..errors import PcbenchError
 from ..evaluate.result import EvaluationResult, MetricValue
 
 __all__ = ["ComparabilityError", "PublishedRow", "Table", "build_tables", "read_published", "to_csv", "to_markdown",
-           "write_table", "COMPARABLE_FIELDS"]
+           "table_stem", "COMPARABLE_FIELDS"]
 
 #: provenance fields that must agree between the records of one table
 COMPARABLE_FIELDS = ("reference", "reference_split", "reference_md5", "suite_version", "profile", "n_jets")
@@ -123,8 +122,10 @@ def _scale_label(m: MetricValue) -> str:
     return m.name if m.scale == 1 else f"{m.name} x1e{round(math.log10(m.scale))}"
 
 
-def to_markdown(table: Table) -> str:
-    """The Markdown table with its provenance footer (deterministic: same records, same bytes)."""
+def to_markdown(table: Table, data_line: str | None = None) -> str:
+    """The Markdown table with its provenance footer (deterministic: same records, same bytes).
+
+    ``data_line``: a last footer line (the md5 of the CSV written with it, see ``store.py``)."""
     table.check()
     metrics = table.metrics
     first = {n: table.records[0].metrics[n] for n in metrics if n in table.records[0].metrics} if table.records else {}
@@ -154,6 +155,8 @@ def to_markdown(table: Table) -> str:
             t = r.provenance.get("generation_time_per_object_s")
             timing = f", {t * 1e6:.3g} us per jet" if t else ""
             lines.append(f"- {r.model}: samples md5 {r.provenance.get('samples_md5')}{timing}")
+    if data_line:
+        lines += ["", data_line]
     return "\n".join(lines) + "\n"
 
 
@@ -168,8 +171,8 @@ def to_csv(table: Table) -> str:
         cells = []
         for n in metrics:
             v = values.get(n)
-            if isinstance(v, MetricValue):
-                cells += [repr(v.value), repr(v.error)]
+            if isinstance(v, MetricValue):  # an error of None (none estimated; null in JSON) is NaN, as in memory
+                cells += [repr(v.value), repr(math.nan if v.error is None else v.error)]
             elif isinstance(v, tuple):
                 cells += [repr(v[0]), "" if v[1] is None else repr(v[1])]
             else:
@@ -215,15 +218,7 @@ def build_tables(records: Iterable[EvaluationResult], published: dict[str, list[
     return tables
 
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+def table_stem(table: Table) -> str:
+    """The file name of a table without suffix: its benchmark with other characters as ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in table.benchmark)
 
-
-def write_table(table: Table, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``<benchmark>.md`` and ``<benchmark>.csv`` atomically (each fully or not at all)."""
-    out = Path(out_dir)
-    md, csv_text = to_markdown(table), to_csv(table)  # both rendered before anything is written
-    md_path, csv_path = out / f"{_slug(table.benchmark)}.md", out / f"{_slug(table.benchmark)}.csv"
-    atomic_write_text(csv_path, csv_text)
-    atomic_write_text(md_path, md)
-    return md_path, csv_path
