@@ -15,7 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["platform_fingerprint", "fingerprint_differences", "FP_CPU_FLAGS"]
+__all__ = ["platform_fingerprint", "fingerprint_differences", "machine", "load_average", "FP_CPU_FLAGS",
+           "LOADED_FRACTION"]
 
 #: CPU flags (as ``/proc/cpuinfo`` names them) that select other floating-point code paths
 FP_CPU_FLAGS = re.compile(r"^(sse4_1|sse4_2|avx|avx2|fma|fma4|f16c|avx512.*|avx_vnni.*|amx.*)$")
@@ -64,7 +65,7 @@ def _blas_libraries() -> list[dict[str, Any]]:
 
 def _torch_math() -> dict[str, Any]:
     """torch's CPU kernel level (``ATEN_CPU_CAPABILITY``), its BLAS / oneDNN versions and thread counts."""
-    import torch
+    import torch  # noqa: F401
 
     config = torch.__config__.show()
     mkl = re.search(r"Math Kernel Library Version ([^\s]+)", config)
@@ -88,6 +89,40 @@ def platform_fingerprint() -> dict[str, Any]:
     return {"machine": platform.machine(), "cpu_model": model, "cpu_flags": flags,
             "python": platform.python_version(), "numpy": np.__version__, "numpy_simd": _numpy_simd(),
             "blas": _blas_libraries(), **_torch_math()}
+
+
+#: a measurement is flagged as made on a loaded machine when the 1-minute load average just before
+#: it exceeds this fraction of the cores (other work was competing for the CPU)
+LOADED_FRACTION = 0.75
+
+
+def load_average() -> dict[str, Any]:
+    """The 1-, 5- and 15-minute load averages, the cores, and whether the machine counts as loaded."""
+    import os
+
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:  # pragma: no cover - platforms without a load average
+        return {"load_1min": None, "cpu_count": os.cpu_count(), "loaded": None}
+    cores = os.cpu_count() or 1
+    return {"load_1min": round(one, 2), "load_5min": round(five, 2), "load_15min": round(fifteen, 2),
+            "cpu_count": cores, "loaded": one > LOADED_FRACTION * cores}
+
+
+def machine(device: str = "cpu") -> dict[str, Any]:
+    """The one description of the machine a number was measured on: the platform, the cores, the
+    GPU if any, the device used, the load average at the time, and the fingerprint of everything
+    that changes floating-point results (``platform_fingerprint``)."""
+    import os
+
+    import torch  # noqa: F401
+
+    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "device": device,
+                            "torch_threads": torch.get_num_threads(), "load": load_average(),
+                            "fingerprint": platform_fingerprint()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
 
 
 def fingerprint_differences(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:

@@ -205,3 +205,33 @@ def test_evaluate_shows_each_stage_and_keeps_a_log(tmp_path):
     assert stages.index("model vs reference: KL") < stages.index("truth vs truth: W1")
     assert all(s in res.output for s in stages[:-1])  # the terminal shows the same lines
     assert "W1 of jet m/pT [w1m]" in res.output and "x10^3" in res.output
+
+
+def test_generation_time_names_the_machine_and_flags_a_loaded_one(tmp_path, monkeypatch):
+    import os
+
+    from click.testing import CliRunner
+
+    from pcbench.cli import cli
+    from pcbench.data import formats
+
+    pf, jf = jetnet_arrays(200, 30, 0)
+    data = write_h5(tmp_path / "g.h5", particle_features=pf, jet_features=jf)
+    run = CliRunner().invoke
+    assert run(cli, ["train", "independent", "--data-file", str(data), "--out", str(tmp_path / "m")]).exit_code == 0
+    cores = os.cpu_count()
+    monkeypatch.setattr(os, "getloadavg", lambda: (4.0 * cores, 1.0, 1.0))
+    res = run(cli, ["sample", str(tmp_path / "m" / "last.pt"), "-n", "300", "-o", str(tmp_path / "s.h5"),
+                    "--batch-size", "100"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "torch threads), batch 100, warm-up excluded" in text and "the machine was loaded" in text
+    load = formats.read_attrs(tmp_path / "s.h5")["hardware"]["load"]
+    assert load["loaded"] is True and load["load_1min"] == 4.0 * cores and load["cpu_count"] == cores
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    res = run(cli, ["sample", str(tmp_path / "m" / "last.pt"), "-n", "300", "-o", str(tmp_path / "s2.h5"),
+                    "--batch-size", "100"])
+    assert res.exit_code == 0 and "loaded" not in res.output
+    # the same jets (same seed and batches): the data md5 agrees, the files (generation time, load) do not
+    a, b = tmp_path / "s.h5", tmp_path / "s2.h5"
+    assert data_md5(a) == data_md5(b) and a.read_bytes() != b.read_bytes()

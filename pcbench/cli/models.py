@@ -174,8 +174,8 @@ def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, o
                                      progress=True)
         label = " [PARAMETERISED-trained model, not Geant4]" if attrs.get("parameterised") else ""
         console.print(f"[green]wrote[/] {path}: {n} showers from {attrs['model']}{label}, "
-                      f"{attrs['generation_time_per_object_s'] * 1e3:.2f} ms per shower on {device} "
-                      f"(batch {batch_size or 64}, whole pipeline, warm-up excluded)", highlight=False)
+                      f"{attrs['generation_time_per_object_s'] * 1e3:.2f} ms per shower, whole pipeline"
+                      f"{_timing_note(attrs)}", highlight=False)
         return
     from ..models import sample_jets
 
@@ -183,5 +183,17 @@ def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, o
     n = n or 50_000
     path, attrs = sample_jets(checkpoint, n, output, batch_size, device, seed, progress=True)
     console.print(f"[green]wrote[/] {path}: {n} jets from {attrs['model']} (epoch {attrs['checkpoint_epoch']}), "
-                  f"{attrs['generation_time_per_object_s'] * 1e6:.1f} us per jet on {device} "
-                  f"(batch {batch_size}, warm-up excluded)", highlight=False)
+                  f"{attrs['generation_time_per_object_s'] * 1e6:.1f} us per jet{_timing_note(attrs)}", highlight=False)
+
+
+def _timing_note(attrs: dict) -> str:
+    """Where and how a generation time was measured: it describes a machine, not only a model."""
+    hw = attrs["hardware"]
+    load = hw["load"]
+    where = hw.get("gpu", f"{hw['cpu_count']} CPU cores") if hw["device"].startswith("cuda") else f"{hw['cpu_count']} CPU cores"
+    note = (f", measured on {hw['device']} ({where}, {hw['torch_threads']} torch threads), batch "
+            f"{attrs['generation_batch_size']}, warm-up excluded")
+    if load.get("loaded"):
+        note += (f"; [yellow]the machine was loaded[/] (1-minute load average {load['load_1min']} on "
+                 f"{load['cpu_count']} cores): the time is pessimistic")
+    return note

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ import h5py
 from .. import __version__
 from .._io import file_md5
 from .._outputs import output_dir
+from .._platform import machine
 from ..data import JET_TYPES, Cache, read, validate_file
 from ..data.containers import VoxelShowerSet
 from ..data.formats import data_md5, read_attrs
@@ -22,19 +22,7 @@ from .jets import JetSuiteConfig, infer_jet_type, jet_suite
 from .reference import load_reference, reference_source
 from .result import EvaluationResult, MetricValue
 
-__all__ = ["evaluate", "EvaluationResult", "MetricValue", "JetSuiteConfig", "hardware"]
-
-
-def hardware() -> dict[str, Any]:
-    """The machine a number was measured on (CPU, cores, torch and its device)."""
-    import torch
-
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+__all__ = ["evaluate", "EvaluationResult", "MetricValue", "JetSuiteConfig"]
 
 
 def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None = None,
@@ -109,7 +97,7 @@ def _record(samples: Path, kind: str, model: str, values: dict[str, MetricValue]
     provenance = {
         "samples": str(samples), "samples_md5": file_md5(samples), "samples_data_md5": data_md5(samples),
         "samples_bytes": samples.stat().st_size,
-        "samples_rows": rows, **settings, "pcbench_version": __version__, "hardware": hardware(),
+        "samples_rows": rows, **settings, "pcbench_version": __version__, "hardware": machine(),
         "generation_time_per_object_s": attrs.get("generation_time_per_object_s"),
         "generation_hardware": attrs.get("hardware"),
         "samples_parameterised": is_parameterised(attrs),

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._platform import machine
 from .._progress import object_bar
 from ..data import JET_TYPES, JetSet, write
 from .training import load_model
@@ -38,14 +39,13 @@ def sample_jets(checkpoint: str | Path, n: int, out: str | Path, batch_size: int
     The file records the model, its config, the checkpoint's md5, the seed, the generation time
     per jet [s] and the hardware it was measured on.
     """
-    from ..evaluate import hardware
-
     model, payload = load_model(checkpoint, device)
+    hw = machine(device)  # the load average just before the timed run
     jets, per_jet = time_generation(model, n, batch_size, seed, progress)
     attrs = {"model": payload["model"], "model_config": payload["config"], "checkpoint": str(checkpoint),
              "checkpoint_md5": payload["checkpoint_md5"], "checkpoint_epoch": payload["epoch"], "seed": seed,
              "generation_time_per_object_s": per_jet, "generation_batch_size": batch_size,
-             "hardware": {**hardware(), "device": device}, "training_data": payload["provenance"]}
+             "hardware": hw, "training_data": payload["provenance"]}
     jet_type = payload["provenance"].get("jet_type")
     if jet_type in JET_TYPES:  # the class the model was trained on
         jets = JetSet(jets.particles, jets.mask, jets.jets, np.full(len(jets), JET_TYPES.index(jet_type), np.int8),
@@ -67,7 +67,6 @@ def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: 
     records the model, config, checkpoint md5, seed, pipeline steps, the generation time per
     shower [s] (whole pipeline, after a warm-up batch) and the hardware.
     """
-    from ..evaluate import hardware
     from ..geometry import LayeredGrid
     from .shower_pipeline import PipelineSteps, pipeline_attrs
     from .shower_training import load_shower_model
@@ -81,13 +80,14 @@ def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: 
         energies_mev = np.exp(rng.uniform(np.log(lo), np.log(hi), n)) if hi > 10 * lo else rng.uniform(lo, hi, n)
     energies_mev = np.asarray(energies_mev, np.float64)[:n]
     model.sample(energies_mev[:min(n, batch_size)], seed=seed + 1, batch_size=batch_size, steps=steps)  # warm-up
+    hw = machine(device)  # the load average just before the timed run
     with object_bar(len(energies_mev), "showers", f"sampling {payload['model']}", progress) as advance:
         t0 = time.perf_counter()
         showers = model.sample(energies_mev, seed=seed, batch_size=batch_size, steps=steps, progress=advance)
         per_shower = (time.perf_counter() - t0) / len(energies_mev)
     attrs = {"model": payload["model"], "model_config": payload["config"], "checkpoint": str(checkpoint),
              "checkpoint_md5": payload["checkpoint_md5"], "seed": seed, "generation_time_per_object_s": per_shower,
-             "generation_batch_size": batch_size, "hardware": {**hardware(), "device": device},
+             "generation_batch_size": batch_size, "hardware": hw,
              "training_data": payload["provenance"], **pipeline_attrs(steps, getattr(model, "occupancy", None)),
              "geometry": grid.name}
     if payload["provenance"].get("parameterised"):
