@@ -89,9 +89,10 @@ def test_table_content_and_byte_identical_rebuild(tmp_path):
     md = to_markdown(table)
     lines = md.splitlines()
     assert lines[0] == "# jetnet30-sim:g"
-    assert lines[2].startswith("| model | w1m x1e3 | auc_hl |")
-    assert lines[4].startswith("| truth vs truth | 0.5 ± 0.1 | 0.5 ± 0.01 |")
-    assert lines[5].startswith("| epic-fm | **1 ± 0.1** | **0.501 ± 0.01** |")  # best w1m and AUC closest to 0.5
+    assert lines[2].startswith("| model | W1 of jet m/pT (x10^3) | AUC, boosted trees on jet observables |")
+    assert lines[4].startswith("| truth vs truth | 0.50 ± 0.10 | 0.500 ± 0.010 |")
+    # w1m: 1.00 vs 3.00 (errors 0.10): best beyond the errors, bold; AUC 0.501 vs 0.503 (± 0.010): not bold
+    assert lines[5].startswith("| epic-fm | **1.00 ± 0.10** | 0.501 ± 0.010 |")
     assert "Provenance: reference `jetnet30-sim:g` (test split" in md
     a = write_table(table, tmp_path / "one")
     b = write_table(build_tables(reversed(records))[0], tmp_path / "two")
@@ -215,8 +216,10 @@ def test_published_rows_are_labelled_and_never_bold(tmp_path):
     rec = record("my-gan", 0.5e-3, reference="jetnet30", jet_type="q")
     [table] = build_tables([rec], read_published())
     md = to_markdown(table)
-    assert "| MP-GAN (published: EPiC-GAN paper (arXiv:2301.08128)) | 0.6 ± 0.2 |" in md
-    assert "| my-gan | **0.5 ± 0.1** |" in md  # the computed row is the best; published rows are never marked
+    assert "| MP-GAN (published: EPiC-GAN paper (arXiv:2301.08128)) | 0.60 ± 0.20 |" in md
+    assert "| my-gan | 0.50 ± 0.10 |" in md  # one computed row: nothing to be best against
+    assert not any("**" in line for line in md.splitlines() if "(published:" in line)  # published rows never bold
+    assert "Published rows are quoted from their source" in md
     assert "EPiC-GAN,published" not in to_csv(table) and "(published: EPiC-GAN paper" in to_csv(table)
 
 
@@ -366,3 +369,35 @@ def test_demo_writes_outside_the_tracked_tree_by_default(tmp_path, monkeypatch):
     assert ignored.returncode == 0  # git ignores the default folder
     res = CliRunner().invoke(cli, ["demo", "--out", "leaderboard/demo"])
     assert res.exit_code == 0 and Path(calls[-1][2]) == Path("leaderboard/demo")
+
+
+def _rec(model: str, metrics: dict[str, tuple[float, float, float, float, float, str]], reference: str = "jetnet30-sim:g"):
+    prov = {"reference": reference, "reference_split": "test", "reference_md5": "a" * 32, "suite_version": "jets-1",
+            "config": {"profile": "fast"}, "n_jets": 1000, "seed": 42, "pcbench_version": "0.1.0",
+            "samples_md5": "b" * 32, "jet_type": "g"}
+    return EvaluationResult("jets", model, {n: MetricValue(n, v, e, n, sc, t, te, b)
+                                            for n, (v, e, sc, t, te, b) in metrics.items()}, prov)
+
+
+def test_headers_scales_bounds_and_bold_only_beyond_errors():
+    """The issue's cases: `kl_mass x1e3` printing 7.42e+03, a KPD truth row 0.0032 ± 0.042, bold on
+    overlapping errors, saturated AUCs, and FPND bold on a simulated reference."""
+    recs = [_rec("a", {"kl_mass": (7.42, 0.29, 1e3, 0.5, 0.2, "lower"), "kpd": (0.01, 0.001, 1e3, 0.0032, 0.042, "lower"),
+                       "w1m": (1.0e-3, 0.2e-3, 1e3, 0.5e-3, 0.1e-3, "lower"), "auc_hl": (0.9995, 0.0004, 1.0, 0.5, 0.01, "closer to 0.5"),
+                       "fpnd": (0.5, float("nan"), 1.0, 0.9, float("nan"), "lower")}),
+            _rec("b", {"kl_mass": (9.0, 0.3, 1e3, 0.5, 0.2, "lower"), "kpd": (0.02, 0.001, 1e3, 0.0032, 0.042, "lower"),
+                       "w1m": (1.3e-3, 0.2e-3, 1e3, 0.5e-3, 0.1e-3, "lower"), "auc_hl": (0.9999, 0.0001, 1.0, 0.5, 0.01, "closer to 0.5"),
+                       "fpnd": (2.0, float("nan"), 1.0, 0.9, float("nan"), "lower")})]
+    [table] = build_tables(recs)
+    md = to_markdown(table)
+    lines = md.splitlines()
+    assert lines[2] == ("| model | KL of jet m/pT (50 bins) | KPD (kernel distance of features) (x10^3) | W1 of jet m/pT (x10^3) "
+                        "| AUC, boosted trees on jet observables | FPND to real JetNet30 (not the reference) |")
+    assert lines[4] == "| truth vs truth | 0.50 ± 0.20 | < 45 | 0.50 ± 0.10 | 0.500 ± 0.010 | 0.9000 |"
+    # kl_mass 7.42 vs 9.00 beyond errors: bold; kpd 10 vs 20 (± 1): bold; w1m 1.0 vs 1.3 (± 0.2 each): overlap, no
+    # bold; AUCs saturated: no bold; FPND on a simulated reference (and without error): no bold
+    assert lines[5] == "| a | **7.42 ± 0.29** | **10.0 ± 1.0** | 1.00 ± 0.20 | 0.99950 ± 0.00040 | 0.5000 |"
+    assert "e+" not in md and "e-0" not in md
+    assert "not better than truth" in md and "FPND is a distance to the real JetNet30" in md
+    assert "Errors: kl_mass: std over bootstraps" in md and "Published rows" not in md
+    assert "1,000 jets per sample." in md

@@ -94,7 +94,7 @@ def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, de
     config = model_config(name, config_name, **sets)
     output_dir(out_dir)
     train_jets, valid_jets, prov = _training_data(data, data_file, Cache(cache_dir))
-    prov["jet_type"] = jet_type or infer_jet_type(train_jets)
+    prov.update(jet_type=jet_type or infer_jet_type(train_jets), config_name=config_name)
     opts = TrainOptions(epochs=epochs if epochs is not None else config["epochs"], out_dir=out_dir, device=device,
                         seed=seed, val_every=val_every, resume=resume, max_minutes=max_minutes, provenance=prov)
     best = train(name, config, train_jets, opts, valid_jets)
@@ -123,6 +123,7 @@ def _train_showers(name, data, data_file, teacher, config_name, config, device, 
                                 f"{data or data_file} holds {showers.kind}")
     prov["energy_range_mev"] = [float(showers.incident_energy.min()), float(showers.incident_energy.max())]
     prov["parameterised"] = bool(showers.attrs.get("parameterised", False))  # carried into every sample and record
+    prov["config_name"] = config_name
     prov["n_showers"] = len(showers)
     opts = ShowerTrainOptions(out_dir=out_dir, device=device, seed=seed, resume=resume, max_minutes=max_minutes,
                               teacher=teacher, provenance=prov)

@@ -68,7 +68,8 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     except IncompatibleError as exc:
         raise IncompatibleError(f"{samples} against {reference}: {exc}") from None
     result = _record(samples, report.kind or "jets", model or gen.attrs.get("model") or samples.stem, values,
-                     {**ref_info, **settings, "seed": cfg.seed}, gen.attrs, len(gen), ref.attrs)
+                     {**ref_info, **settings, "seed": cfg.seed, "reference_rows": len(ref)}, gen.attrs, len(gen),
+                     ref.attrs)
     if out_dir is not None:
         path = result.write(Path(out_dir) / f"{_safe(result.model)}.json")
         if plots:
@@ -99,7 +100,8 @@ def _record(samples: Path, kind: str, model: str, values: dict[str, MetricValue]
         "samples_bytes": samples.stat().st_size,
         "samples_rows": rows, **settings, "pcbench_version": __version__, "hardware": machine(),
         "generation_time_per_object_s": attrs.get("generation_time_per_object_s"),
-        "generation_hardware": attrs.get("hardware"),
+        "generation_hardware": attrs.get("hardware"), "generation_batch_size": attrs.get("generation_batch_size"),
+        "training": attrs.get("training"),
         "samples_parameterised": is_parameterised(attrs),
         "reference_parameterised": is_parameterised(ref_attrs),
     }
@@ -178,7 +180,8 @@ def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | Non
         values, settings, used = ild_suite(gen, ref, halves, geometry, icfg, progress)
         seed = icfg.seed
     result = _record(samples, kind, model or attrs.get("model") or samples.stem, values,
-                     {**ref_info, **settings, **energy, "seed": seed}, attrs, len(gen), first.attrs)
+                     {**ref_info, **settings, **energy, "seed": seed, "reference_rows": len(ref)}, attrs, len(gen),
+                     first.attrs)
     if out_dir is not None:
         path = result.write(Path(out_dir) / f"{_safe(result.model)}.json")
         if plots:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["LABELS", "label", "column_scale", "scale_text", "header", "fmt_number", "fmt_value",
+__all__ = ["LABELS", "ERRORS", "label", "column_scale", "scale_text", "header", "fmt_number", "fmt_value", "error_definition",
            "consistent_with_zero"]
 
 #: metric name -> the quantity in words, with its unit or definition (values are dimensionless
@@ -147,3 +147,29 @@ def fmt_value(value: float | None, error: float | None, scale: float = 1.0, bett
         return f"{fmt_number(v, 4)} ± 0"
     d = _decimals(e, 2)
     return f"{v:.{d}f} ± {e:.{d}f}"
+
+
+#: what the "± error" of each metric is (its suite's error estimate), for table footers
+ERRORS: dict[str, str] = {
+    "w1m": "std over the W1 batches", "w1p": "batch stds of the 3 features added in quadrature",
+    "w1efp": "batch stds of the 5 EFPs added in quadrature", "w1_tau21": "std over the W1 batches",
+    "w1_tau32": "std over the W1 batches",
+    "fpd": "error of the 1/N extrapolation fit (jetnet fpd)", "kpd": "std over the KPD batches",
+    "cov": "std over the COV/MMD batches", "mmd": "std over the COV/MMD batches",
+    "fpnd": "none (FPND defines no error)",
+    "kl_mass": "std over bootstraps", "kl_ptconst": "std over bootstraps", "kl_tau21": "std over bootstraps",
+    "kl_tau32": "std over bootstraps", "auc_hl": "std over the k folds", "auc_pl": "std over the k folds",
+    "auc_low": "std over bootstraps of the validation set", "jsd_low": "std over bootstraps",
+    "auc_high": "std over bootstraps of the validation set", "jsd_high": "std over bootstraps",
+    "precision": "binomial, sqrt(f (1 - f) / n)", "recall": "binomial, sqrt(f (1 - f) / n)",
+    "density": "standard error of the mean", "coverage": "binomial, sqrt(f (1 - f) / n)",
+}
+
+
+def error_definition(name: str) -> str:
+    """What a metric's error is (W1 tables of the ILD suite: std over batches)."""
+    if name.startswith("sep_"):
+        return "std over bootstraps"
+    if name.startswith("w1_") and name not in ERRORS:
+        return "std over the W1 batches (profiles: stds in quadrature)"
+    return ERRORS.get(name, "see the suite's docs")

@@ -123,7 +123,8 @@ def _run(cfg: dict[str, Any], work: Path, out_dir: str | os.PathLike[str] | None
         opts = TrainOptions(epochs=int(spec.get("epochs", conf["epochs"])), out_dir=work / "models" / label,
                             device=device, seed=int(tr.get("seed", 0)), val_every=int(tr.get("val_every", 0)),
                             max_minutes=spec.get("max_minutes"), progress=progress,
-                            provenance={"data": ref_name, "jet_type": cfg["data"].get("jet_type")})
+                            provenance={"data": ref_name, "jet_type": cfg["data"].get("jet_type"),
+                                        "config_name": spec.get("config", "small")})
         ckpt = train(name, conf, train_set, opts, valid)
         samples = work / "samples" / f"{label}.h5"
         sample_jets(ckpt, int(sm.get("n", 1000)), samples, int(sm.get("batch_size", 1024)), device=device,

@@ -2,8 +2,8 @@
 
 A benchmark is a reference data set and class (e.g. ``jetnet30-sim:g``).  Rows are models, the
 truth-vs-truth row first, then pcbench's rows sorted by name, then published rows (labelled);
-columns are metrics (value ± error in the papers' printed scale); the best computed value of each
-column is marked in bold.  Records that are not comparable (another reference checksum, metric
+columns are metrics (value ± error, one scale per column, headers that name the quantity); the
+best computed value of a column is bold only where it is better than the runner-up beyond the errors.  Records that are not comparable (another reference checksum, metric
 suite version, profile or sample size) are refused with a message naming the field.
 """
 
@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PcbenchError
+from ..evaluate.display import column_scale, error_definition, fmt_number, fmt_value
+from ..evaluate.display import header as display_header
 from ..evaluate.result import EvaluationResult, MetricValue
+from ..models.base import UNTRAINED_MODELS
 
 __all__ = ["ComparabilityError", "PublishedRow", "Table", "build_tables", "read_published", "to_csv", "to_markdown",
            "table_stem", "COMPARABLE_FIELDS"]
@@ -79,18 +82,6 @@ class Table:
         if dup:
             raise ComparabilityError(f"{self.benchmark}: more than one record for model(s) {', '.join(sorted(dup))}")
 
-    def _best(self) -> dict[str, float]:
-        best: dict[str, float] = {}
-        for name in self.metrics:
-            vals = [(r.metrics[name].value, r.metrics[name]) for r in self.records if name in r.metrics]
-            vals = [(v, m) for v, m in vals if v is not None and not math.isnan(v)]
-            if not vals:
-                continue
-            rule = vals[0][1].better
-            key = (lambda v: abs(v - 0.5)) if rule == "closer to 0.5" else (lambda v: -v) if rule == "higher" else (lambda v: v)
-            best[name] = min((v for v, _ in vals), key=key)
-        return best
-
     def rows(self) -> list[tuple[str, str, dict[str, MetricValue | tuple[float, float | None] | None]]]:
         """(model, kind of row, {metric: value}) in table order: truth, computed, published."""
         rows: list[tuple[str, str, dict]] = []
@@ -105,56 +96,139 @@ class Table:
         return rows
 
 
-def _cell(v: MetricValue | tuple[float, float | None] | None, bold: bool = False) -> str:
+def _raw(v: MetricValue | tuple[float, float | None] | None, customary: float) -> tuple[float | None, float | None]:
+    """(value, error) unscaled: records hold them so; published rows hold the printed (customary) scale."""
     if v is None:
-        return "-"
+        return None, None
     if isinstance(v, MetricValue):
-        value, err = v.scaled(v.value), v.scaled(v.error)
-    else:
-        value, err = v
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    text = f"{value:.3g}" if err is None or math.isnan(err) else f"{value:.3g} ± {err:.2g}"
-    return f"**{text}**" if bold else text
+        return v.value, v.error
+    value, err = v
+    return value / customary, None if err is None else err / customary
 
 
-def _scale_label(m: MetricValue) -> str:
-    return m.name if m.scale == 1 else f"{m.name} x1e{round(math.log10(m.scale))}"
+def _rank_key(better: str):
+    return (lambda v: abs(v - 0.5)) if better == "closer to 0.5" else (lambda v: -v) if better == "higher" else (lambda v: v)
+
+
+def _bold_model(table: Table, name: str, ref_is_jetnet: bool) -> str | None:
+    """The computed row that is best in column ``name`` beyond the errors, or None.
+
+    Bold needs at least two computed rows with errors, the best and the runner-up separated by
+    more than the sum of their errors, an AUC not saturated (|AUC - 0.5| < 0.49), and, for FPND
+    (a distance to real JetNet), a real-JetNet reference."""
+    if name == "fpnd" and not ref_is_jetnet:
+        return None
+    vals = [(r.model, r.metrics[name]) for r in table.records if name in r.metrics]
+    vals = [(model, m) for model, m in vals if m.value is not None and math.isfinite(m.value)
+            and m.error is not None and math.isfinite(m.error)]
+    if len(vals) < 2:
+        return None
+    key = _rank_key(vals[0][1].better)
+    (best, mb), (_, m2) = sorted(vals, key=lambda mv: key(mv[1].value))[:2]
+    if vals[0][1].better == "closer to 0.5" and key(mb.value) >= 0.49:
+        return None
+    return best if key(m2.value) - key(mb.value) > mb.error + m2.error else None
+
+
+def _sizes_line(prov: dict[str, Any]) -> str:
+    """How many objects each metric used (the suite's settings applied to this sample size)."""
+    c, n = prov.get("config", {}), prov.get("n_jets")
+    if n is None:
+        return f"{prov.get('n_showers')} showers per sample (each model's first N generated showers vs half A)."
+    if "w1_samples" not in c:
+        return f"{n:,} jets per sample."
+    cls = min(c.get("classifier_max_jets", n), n)
+    ref = f" of {prov['reference_rows']:,}" if prov.get("reference_rows") else ""
+    return (f"Objects per metric ({n:,} jets per sample: each model's first {n:,} generated jets against half A "
+            f"({n:,} jets) of the reference's{ref} jets; the truth row: half B against half A): W1 {c['w1_batches']} batches of "
+            f"{min(c['w1_samples'], n):,}; FPD fitted over {c['fpd_points']} sizes up to "
+            f"{min(c['fpd_max_samples'], n):,}; KPD {c['kpd_batches']} batches of {min(c['kpd_batch_size'], n):,}; "
+            f"COV/MMD {c['cov_batches']} batches of {c['cov_samples']}; KL {c['kl_bins']} bins, "
+            f"{c['kl_bootstrap']} bootstraps; classifiers {cls:,} per class, {c['classifier_folds']}-fold; "
+            f"FPND all {n:,} generated jets.")
+
+
+def _model_line(r: EvaluationResult) -> str:
+    """A model's footnote: training length, sample checksums, generation time with its machine."""
+    prov = r.provenance
+    baseline = "not trained (an empirical baseline fitted to the training data)"
+    training = (prov.get("training") or {}).get("text") or (baseline if r.model in UNTRAINED_MODELS
+                                                            else "training not recorded")
+    rows = f"{prov['samples_rows']:,} sampled, " if prov.get("samples_rows") else ""
+    parts = [f"- {r.model}: {training}; {rows}samples md5 {prov.get('samples_md5')}"]
+    if prov.get("samples_data_md5"):
+        parts.append(f"data md5 {prov['samples_data_md5']}")
+    t = prov.get("generation_time_per_object_s")
+    if t:
+        unit = "jet" if r.kind == "jets" else "shower"
+        per = f"{fmt_number(t * 1e6, 3)} us" if t < 1e-3 else f"{fmt_number(t * 1e3, 3)} ms"
+        hw = prov.get("generation_hardware") or {}
+        where = ", ".join(x for x in (hw.get("device"), f"{hw['cpu_count']} cores" if hw.get("cpu_count") else None,
+                                      f"{hw['torch_threads']} threads" if hw.get("torch_threads") else None,
+                                      f"batch {prov['generation_batch_size']}" if prov.get("generation_batch_size") else None)
+                          if x)
+        loaded = (hw.get("load") or {}).get("loaded")
+        flag = "; measured on a LOADED machine" if loaded else ""
+        parts.append(f"{per} per {unit} ({where or 'machine not recorded'}, warm-up excluded{flag})")
+    return ", ".join(parts)
 
 
 def to_markdown(table: Table, data_line: str | None = None) -> str:
-    """The Markdown table with its provenance footer (deterministic: same records, same bytes).
+    """The Markdown table with its footer (deterministic: same records, same bytes).
 
-    ``data_line``: a last footer line (the md5 of the CSV written with it, see ``store.py``)."""
+    Headers name the quantity and the column's scale; one scale per column keeps values between
+    0.1 and 1000; a distance consistent with zero prints as ``< bound``; bold marks the best row
+    only where it is better beyond the errors.  ``data_line``: a last footer line (the md5 of the
+    CSV written with it, see ``store.py``)."""
     table.check()
     metrics = table.metrics
-    first = {n: table.records[0].metrics[n] for n in metrics if n in table.records[0].metrics} if table.records else {}
-    header = ["model"] + [_scale_label(first[n]) if n in first else n for n in metrics]
+    first = {n: next(r.metrics[n] for r in table.records if n in r.metrics) for n in metrics}
+    rows = table.rows()
+    scales = {n: column_scale([_raw(v.get(n), first[n].scale)[0] for _, _, v in rows], first[n].scale) for n in metrics}
+    ref = str(table.records[0].provenance.get("reference")) if table.records else table.benchmark
+    ref_is_jetnet = ref.split(":")[0] in ("jetnet30", "jetnet150")
+    bold = {n: _bold_model(table, n, ref_is_jetnet) for n in metrics}
+    header = ["model"] + [display_header(n, scales[n]) for n in metrics]
     lines = [f"# {table.benchmark}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    best = table._best()
-    for model, kind, values in table.rows():
+    for model, kind, values in rows:
         cells = []
         for n in metrics:
-            v = values.get(n)
-            is_best = kind == "computed" and isinstance(v, MetricValue) and best.get(n) == v.value
-            cells.append(_cell(v, is_best))
+            value, err = _raw(values.get(n), first[n].scale)
+            text = fmt_value(value, err, scales[n], first[n].better)
+            cells.append(f"**{text}**" if kind == "computed" and bold[n] == model else text)
         lines.append("| " + " | ".join([model] + cells) + " |")
-    lines += ["", "Bold: the best computed value of each column. Values are mean ± error in the printed scale "
-              "(x1e3 means the value times 10^3); definitions in docs/metrics-jets.md. Published rows are "
-              "quoted from their source, not recomputed."]
+    objects = "jets" if table.records and table.records[0].kind == "jets" else "showers"
+    docs = "docs/metrics-jets.md" if objects == "jets" else "docs/metrics-showers.md"
+    lines += ["", "Values are mean ± error, times the scale in the header (x10^3: the value times 10^3). "
+              "'< b': a distance (0 = identical) consistent with zero, estimate + error below b. Bold: the best "
+              "computed row of a column, only where it is better than the runner-up by more than their errors "
+              "added (no bold for saturated AUCs, or for FPND on a reference that is not real JetNet). "
+              f"Definitions: {docs}."]
+    errors = "; ".join(f"{n}: {error_definition(n)}" for n in metrics)
+    lines += ["", f"Errors: {errors}."]
+    if "fpnd" in metrics:
+        note = ("" if ref_is_jetnet else " This reference is not real JetNet: its truth row is the reference's own "
+                "distance to JetNet, and a model below it is not better than truth.")
+        lines += ["", "FPND is a distance to the real JetNet30 statistics (shipped with jetnet), whatever the "
+                  "reference." + note]
+    if table.published:
+        lines += ["", "Published rows are quoted from their source (values as printed there, rescaled to the "
+                  "column's scale), not recomputed; they were made with their paper's protocol."]
     if table.records:
         prov = table.records[0].provenance
         key = table.comparable_key(table.records[0])
         md5 = key["reference_md5"]
         md5_text = md5 if isinstance(md5, str) else ", ".join(f"{k} {v}" for k, v in sorted((md5 or {}).items()))
+        param = any(r.provenance.get("samples_parameterised") or r.provenance.get("reference_parameterised")
+                    for r in table.records)
+        if param:
+            lines += ["", "**PARAMETERISED showers (pcbench's GFlash-type model), not Geant4**: these numbers say how "
+                      "well a model learns these showers, not how it does on real data."]
         lines += ["", "Provenance: reference "
                   f"`{key['reference']}` ({key['reference_split']} split, md5 {md5_text}); suite {key['suite_version']}, "
-                  f"profile {key['profile']}, {key['n_jets']} jets per sample, seed {prov.get('seed')}, "
-                  f"pcbench {prov.get('pcbench_version')}."]
-        for r in sorted(table.records, key=lambda r: r.model):
-            t = r.provenance.get("generation_time_per_object_s")
-            timing = f", {t * 1e6:.3g} us per jet" if t else ""
-            lines.append(f"- {r.model}: samples md5 {r.provenance.get('samples_md5')}{timing}")
+                  f"profile {key['profile']}, seed {prov.get('seed')}, pcbench {prov.get('pcbench_version')}.",
+                  "", _sizes_line(prov), ""]
+        lines += [_model_line(r) for r in sorted(table.records, key=lambda r: r.model)]
     if data_line:
         lines += ["", data_line]
     return "\n".join(lines) + "\n"

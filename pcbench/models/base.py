@@ -227,6 +227,36 @@ def resume_path(out_dir: str | Path, resume: bool) -> Path | None:
     return last
 
 
+#: generators that are fitted, not trained (empirical baselines)
+UNTRAINED_MODELS = ("independent", "shower-baseline")
+
+
+def training_summary(payload: dict[str, Any]) -> dict[str, Any]:
+    """How long a checkpoint trained, in words and numbers, for sample files, records and tables:
+    ``{"text": "12 of 200 epochs, 2.5 min, small config", "epochs": 12, ...}``."""
+    prov = payload.get("provenance", {})
+    config = prov.get("config_name")
+    if payload["model"] in UNTRAINED_MODELS:
+        return {"trained": False, "text": "not trained (an empirical baseline fitted to the training data)"}
+    out: dict[str, Any] = {"trained": True, "config_name": config}
+    if "train_state" in payload:  # shower generators: epochs and steps per part
+        st = payload["train_state"]
+        parts = [f"{st.get(k, 0)} {what}" for k, what in (("flow_epoch", "ShowerFlow epochs"),
+                                                           ("step", "point-model steps"),
+                                                           ("cm_step", "distillation steps")) if st.get(k)]
+        out.update({k: st.get(k) for k in ("flow_epoch", "step", "cm_step")}, finished=st.get("finished"))
+        text = ", ".join(parts) or "no training step"
+    else:
+        history = payload.get("history", [])
+        minutes = sum(h.get("seconds", 0.0) for h in history) / 60
+        out.update(epochs=payload.get("epoch"), planned_epochs=payload.get("planned_epochs"), minutes=round(minutes, 2))
+        planned = f" of {out['planned_epochs']}" if out["planned_epochs"] else ""
+        text = f"{out['epochs']}{planned} epochs, {minutes:.1f} min"
+    untrained = unfinished_parts(payload)
+    out["text"] = text + (f", {config} config" if config else "") + ("; UNFINISHED" if untrained else "")
+    return out
+
+
 def unfinished_parts(payload: dict[str, Any]) -> list[str]:
     """What a checkpoint has not finished training, e.g. ``["point model (0 of 3000 steps)"]``
     (empty: trained as configured).  Jets: epochs short of the planned number; showers: the parts

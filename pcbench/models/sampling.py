@@ -13,6 +13,7 @@ import torch
 from .._platform import machine
 from .._progress import object_bar
 from ..data import JET_TYPES, JetSet, write
+from .base import training_summary
 from .training import load_model
 
 __all__ = ["sample_jets", "time_generation"]
@@ -45,7 +46,7 @@ def sample_jets(checkpoint: str | Path, n: int, out: str | Path, batch_size: int
     attrs = {"model": payload["model"], "model_config": payload["config"], "checkpoint": str(checkpoint),
              "checkpoint_md5": payload["checkpoint_md5"], "checkpoint_epoch": payload["epoch"], "seed": seed,
              "generation_time_per_object_s": per_jet, "generation_batch_size": batch_size,
-             "hardware": hw, "training_data": payload["provenance"]}
+             "hardware": hw, "training_data": payload["provenance"], "training": training_summary(payload)}
     jet_type = payload["provenance"].get("jet_type")
     if jet_type in JET_TYPES:  # the class the model was trained on
         jets = JetSet(jets.particles, jets.mask, jets.jets, np.full(len(jets), JET_TYPES.index(jet_type), np.int8),
@@ -88,7 +89,8 @@ def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: 
     attrs = {"model": payload["model"], "model_config": payload["config"], "checkpoint": str(checkpoint),
              "checkpoint_md5": payload["checkpoint_md5"], "seed": seed, "generation_time_per_object_s": per_shower,
              "generation_batch_size": batch_size, "hardware": hw,
-             "training_data": payload["provenance"], **pipeline_attrs(steps, getattr(model, "occupancy", None)),
+             "training_data": payload["provenance"], "training": training_summary(payload),
+             **pipeline_attrs(steps, getattr(model, "occupancy", None)),
              "geometry": grid.name}
     if payload["provenance"].get("parameterised"):
         attrs.update(parameterised=True, source=f"samples of {payload['model']} trained on PARAMETERISED showers "
