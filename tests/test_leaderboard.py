@@ -401,3 +401,33 @@ def test_headers_scales_bounds_and_bold_only_beyond_errors():
     assert "not better than truth" in md and "FPND is a distance to the real JetNet30" in md
     assert "Errors: kl_mass: std over bootstraps" in md and "Published rows" not in md
     assert "1,000 jets per sample." in md
+
+
+def test_the_demo_keeps_its_simulated_jets_in_the_cache_and_never_replaces_another_set(tmp_path, monkeypatch):
+    """`pcbench datasets` then lists what the demo simulated as jetnet30-sim:g (cached 1/5)."""
+    from dataclasses import asdict
+
+    from pcbench.data import Cache, default_registry
+    from pcbench.data.simulate import JetSimConfig
+    from factories import jetnet_arrays, write_h5
+
+    made = []
+
+    def fake_simulate(n, sim, path, seed=1, workers=1, progress=True):
+        pf, jf = jetnet_arrays(n, 30, seed)
+        made.append(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_h5(path, {"seed": seed, "settings": json.dumps(asdict(sim))}, particle_features=pf, jet_features=jf)
+
+    monkeypatch.setattr(pipeline, "simulate_jets", fake_simulate)
+    cache, sim = Cache(tmp_path / "cache"), JetSimConfig("g")
+    cached = cache.path(default_registry().get("jetnet30-sim"), default_registry().get("jetnet30-sim").file("g"))
+    d = {"simulate": "jetnet30", "jet_type": "g", "n": 40, "seed": 1}
+    assert pipeline._simulated_jets(d, sim, tmp_path / "w0", cache, False) == tmp_path / "w0" / "data.h5"  # default
+    assert not cached.exists()
+    d["cache"] = True
+    assert pipeline._simulated_jets(d, sim, tmp_path / "w1", cache, False) == cached and made[-1] == cached
+    assert pipeline._simulated_jets(d, sim, tmp_path / "w2", cache, False) == cached and len(made) == 2  # reused
+    other = {**d, "seed": 2}  # another set in the cache stays; this run works on its own copy
+    assert pipeline._simulated_jets(other, sim, tmp_path / "w3", cache, False) == tmp_path / "w3" / "data.h5"
+    assert cache.is_cached(default_registry().get("jetnet30-sim"), default_registry().get("jetnet30-sim").file("g"))

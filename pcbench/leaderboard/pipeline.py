@@ -17,17 +17,21 @@ A config (see ``leaderboard/smoke/config.yaml``)::
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+from dataclasses import asdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h5py
 import torch
 import yaml
 from threadpoolctl import threadpool_limits
 
 from .._platform import platform_fingerprint
-from ..data import Cache, JetSet, load, read, write
+from ..data import Cache, JetSet, default_registry, load, read, write
+from ..data.formats import read_attrs
 from ..data.loaders import split_indices
 from ..data.simulate import JetSimConfig, simulate_jets
 from ..errors import PcbenchError
@@ -67,10 +71,7 @@ def _data(cfg: dict[str, Any], work: Path, cache: Cache, progress: bool) -> tupl
     d = cfg["data"]
     if "simulate" in d:
         sim = JetSimConfig(d.get("jet_type", "g"), num_particles={"jetnet30": 30, "jetnet150": 150}[d["simulate"]])
-        path = work / "data.h5"
-        if not path.exists():
-            simulate_jets(int(d["n"]), sim, path, seed=int(d.get("seed", 1)), workers=int(d.get("workers", 1)),
-                          progress=progress)
+        path = _simulated_jets(d, sim, work, cache, progress)
         jets = read(path)
         train_set, valid, test = (jets.subset(split_indices(len(jets), s)) for s in ("train", "valid", "test"))
         name = f"{d['simulate']}-sim:{sim.jet_type} (n={d['n']}, seed={d.get('seed', 1)})"
@@ -81,6 +82,31 @@ def _data(cfg: dict[str, Any], work: Path, cache: Cache, progress: bool) -> tupl
         raise PcbenchError("config data: expected 'simulate' (jetnet30/jetnet150) or 'dataset' (a registry name)")
     ref = write(work / "reference.h5", test)
     return train_set, valid, ref, name
+
+
+def _simulated_jets(d: dict[str, Any], sim: JetSimConfig, work: Path, cache: Cache, progress: bool) -> Path:
+    """The config's simulated jets, in the work folder; with ``data: {cache: true}`` (the demo) in
+    the pcbench cache as ``jetnet30-sim:TYPE`` instead, so that ``pcbench datasets`` lists it: made
+    there when the cache has none, used from there when it holds exactly these jets (n, seed,
+    settings), and never replaced (another cached set leaves the work-folder copy in use)."""
+    n, seed = int(d["n"]), int(d.get("seed", 1))
+    entry = default_registry().get(f"{d['simulate']}-sim")
+    cached = cache.path(entry, entry.file(sim.jet_type))
+    if not d.get("cache"):
+        path = work / "data.h5"
+    elif cached.exists():
+        attrs = read_attrs(cached)
+        with h5py.File(cached, "r") as f:
+            rows = len(f["particle_features"])
+        same = json.loads(json.dumps(asdict(sim)))  # as the file stores it (tuples as lists)
+        if rows == n and attrs.get("seed") == seed and attrs.get("settings") == same:
+            return cached
+        path = work / "data.h5"
+    else:
+        path = cached
+    if not path.exists():
+        simulate_jets(n, sim, path, seed=seed, workers=int(d.get("workers", 1)), progress=progress)
+    return path
 
 
 def rec_epochs(ckpt: Path) -> int:
@@ -112,12 +138,15 @@ def _run(cfg: dict[str, Any], work: Path, out_dir: str | os.PathLike[str] | None
     tr = cfg.get("train", {})
     sm = cfg.get("sample", {})
     ev = cfg.get("evaluate", {})
+    log("stage: data (simulate or load the reference data set)")
     train_set, valid, ref_path, ref_name = _data(cfg, work, cache or Cache(), progress)
     log(f"data: {ref_name}: {len(train_set)} training, {len(valid)} validation, {len(read(ref_path))} reference jets")
     records = []
-    for spec in cfg["models"]:
+    for i, spec in enumerate(cfg["models"], 1):
         name = spec["name"]
         label = spec.get("label", name)
+        stage = f"stage: model {i}/{len(cfg['models'])}, {label}:"
+        log(f"{stage} training")
         conf = model_config(name, spec.get("config", "small"), **spec.get("set", {}))
         device = str(tr.get("device", "cpu"))
         opts = TrainOptions(epochs=int(spec.get("epochs", conf["epochs"])), out_dir=work / "models" / label,
@@ -127,9 +156,11 @@ def _run(cfg: dict[str, Any], work: Path, out_dir: str | os.PathLike[str] | None
                                         "config_name": spec.get("config", "small")})
         ckpt = train(name, conf, train_set, opts, valid)
         samples = work / "samples" / f"{label}.h5"
+        log(f"{stage} sampling")
         sample_jets(ckpt, int(sm.get("n", 1000)), samples, int(sm.get("batch_size", 1024)), device=device,
                     seed=int(sm.get("seed", 0)))
         out = Path(out_dir) if out_dir is not None else work / "results"
+        log(f"{stage} evaluating")
         rec = evaluate(samples, str(ref_path), label, ev.get("profile", "fast"), out_dir=out / "records", plots=plots,
                        metrics=tuple(ev.get("metrics", ())))
         rec.provenance.update({"reference": ref_name, "reference_file": str(ref_path.name), "samples": samples.name,
