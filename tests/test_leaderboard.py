@@ -20,7 +20,7 @@ from pcbench._io import atomic_path
 from pcbench.cli import cli
 from pcbench.cli import leaderboard as cli_leaderboard
 from pcbench.evaluate import EvaluationResult, MetricValue
-from pcbench.leaderboard import (ComparabilityError, build_tables, compare_csv, read_published, reproduce, to_csv,
+from pcbench.leaderboard import (ComparabilityError, build_tables, compare_csv, read_published, to_csv,
                                  to_markdown, write_table)
 from pcbench._platform import _cpuinfo, fingerprint_differences, platform_fingerprint
 from pcbench.leaderboard import pipeline
