@@ -86,3 +86,30 @@ def test_evaluate_checks_the_device_and_hands_it_to_the_suite(tmp_path, monkeypa
         with pytest.raises(UsageError, match="stop"):
             evaluate_mod.evaluate(path, str(path), device=device)
     assert seen == ["cpu", "cuda:0"]
+
+
+@pytest.mark.parametrize("name", ["calochallenge-2", "ild-ecal"])
+def test_dense_rows_written_in_the_kernel_equal_the_sparse_hits(name):
+    from pcbench.geometry import get_geometry, iter_project, project
+
+    geo = get_geometry(name)
+    rng = np.random.default_rng(7)
+    n, p = 23, 300
+    if name == "ild-ecal":
+        centres = geo.cell_centres[rng.integers(0, geo.n_cells, (n, p))]
+        xyz = centres + rng.uniform(-2.0, 2.0, centres.shape)  # some points fall outside
+    else:
+        r, a = np.abs(rng.standard_cauchy((n, p))) * 10, rng.uniform(-np.pi, np.pi, (n, p))
+        xyz = np.stack([r * np.cos(a), r * np.sin(a), rng.integers(0, geo.n_layers, (n, p)) + 0.5], -1)
+    e = rng.exponential(0.5, (n, p, 1)) * (rng.random((n, p, 1)) < 0.9)
+    pts = np.concatenate([xyz, e], -1).astype(np.float32)
+    sparse = project(pts, geo, threshold=0.3, output="sparse", chunk_points=1000)
+    want = np.zeros((n, geo.n_cells), np.float32)
+    want[sparse.hits.shower, sparse.hits.cell] = sparse.hits.energy  # float64 sums rounded once to float32
+    whole = project(pts, geo, threshold=0.3, output="dense", chunk_points=1000)  # several chunks, one array
+    assert np.array_equal(whole.cells, want)
+    streamed = np.concatenate([part.cells for _, part in iter_project(pts, geo, threshold=0.3, chunk_points=1000)])
+    assert np.array_equal(streamed, want)
+    assert np.array_equal(whole.below_threshold_energy, sparse.below_threshold_energy)
+    assert whole.outside_points.sum() == sparse.outside_points.sum()
+    assert 0 < (want > 0).sum() < (e > 0).sum()  # the threshold removed some cells, kept others
