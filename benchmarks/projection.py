@@ -5,9 +5,15 @@ Run: .venv/bin/python benchmarks/projection.py [--points 1000,6000,40000] [--tot
 
 Points are drawn shower-like (Gaussian around the axis, uniform over the layers) for the ILD
 grid (sparse hits output) and CaloChallenge data sets 2 and 3 (dense voxels output).  Every
-figure is the best of --repeat runs after a warm-up (numba's compile time excluded; it is
-printed once).  The naive reference bins each shower with np.histogramdd over (layer, alpha, r)
-or (layer, x, z) edges and is timed on a subset; its cells agree with pcbench's (checked).
+figure is the median of --repeat runs after a warm-up (numba's compile time excluded; it is
+printed once), measured both as wall-clock and as this process's CPU time: "per core" is points
+per CPU second, which on a shared machine is what one core delivers (the wall rate falls with
+the load average, printed with each row).  The naive reference bins each shower with
+np.histogramdd over (layer, alpha, r) or (layer, x, z) edges and is timed on a subset; its cells
+agree with pcbench's (checked).  Memory traffic: the bytes read (16 per point, float32 x, y, z, E,
+plus the mask) and written (the dense rows, 4 bytes per cell per shower, or 16 bytes per sparse
+hit), as GB per CPU second, beside this machine's first-touch write bandwidth (np.ones of the
+same size, measured in the same run) and its copy bandwidth.
 """
 
 from __future__ import annotations
@@ -61,13 +67,28 @@ def naive(geo, pts: np.ndarray) -> np.ndarray:
     return out
 
 
-def best(f, repeat: int) -> float:
-    times = []
+def timed(f, repeat: int) -> tuple[float, float]:
+    """Median wall-clock and median CPU seconds of ``repeat`` calls."""
+    wall, cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         f()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - t)
+    return float(np.median(wall)), float(np.median(cpu))
+
+
+def best(f, repeat: int) -> float:
+    return timed(f, repeat)[0]
+
+
+def bandwidth(nbytes: int, repeat: int) -> tuple[float, float]:
+    """(first-touch write, copy) GB per CPU second for arrays of ``nbytes``."""
+    first = timed(lambda: np.ones(nbytes // 4, np.float32), repeat)[1]
+    a = np.ones(nbytes // 4, np.float32)
+    b = np.empty_like(a)
+    copy = timed(lambda: np.copyto(b, a), repeat)[1]
+    return nbytes / first / 1e9, 2 * nbytes / copy / 1e9
 
 
 def main() -> None:
@@ -75,7 +96,7 @@ def main() -> None:
     ap.add_argument("--points", default="1000,6000,40000", help="points per shower")
     ap.add_argument("--total", type=int, default=6_000_000, help="points per measurement")
     ap.add_argument("--naive-total", type=int, default=600_000, help="points for the naive reference")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--sim", type=int, default=400, help="showers per simulation measurement (0: skip)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
@@ -83,20 +104,28 @@ def main() -> None:
     project(shower_points(get_geometry("calochallenge-2"), 2, 10, rng), get_geometry("calochallenge-2"))
     project(shower_points(get_geometry("ild-ecal"), 2, 10, rng), get_geometry("ild-ecal"), output="sparse")
     print(f"numba load/compile (first call): {time.perf_counter() - t:.2f} s; one thread")
-    print(f"{'geometry':<17}{'cells':>8}{'output':>8}{'pts/shower':>11}{'pcbench Mpts/s':>16}{'naive Mpts/s':>14}{'speed-up':>10}")
+    print("M/s = million points per second; per core = per CPU second of this process; speed-up = naive / pcbench "
+          "wall time (same run); traffic = bytes read + written per CPU second")
+    print(f"{'geometry':<17}{'cells':>7}{'output':>7}{'pts/sh':>7}{'M/s/core':>9}{'M/s wall':>9}{'naive M/s':>10}"
+          f"{'speed-up':>9}{'GB/s':>6}{'1st-touch':>10}{'copy':>6}{'load':>6}")
     for name, output in (("ild-ecal", "sparse"), ("calochallenge-2", "dense"), ("calochallenge-3", "dense")):
         geo = get_geometry(name)
         for p in (int(x) for x in args.points.split(",")):
             n = max(1, args.total // p)
             pts = shower_points(geo, n, p, rng)
-            fast = best(lambda: project(pts, geo, output=output), args.repeat)
+            fast, fast_cpu = timed(lambda: project(pts, geo, output=output), args.repeat)
+            load = os.getloadavg()[0]
+            written = n * geo.n_cells * 4 if output == "dense" else 16 * n * p  # upper bound: every point a hit
+            traffic = (n * p * 17 + written) / fast_cpu / 1e9
+            touch, copy = bandwidth(max(written, 1 << 20), args.repeat)
             k = max(1, args.naive_total // p)
             slow = best(lambda: naive(geo, pts[:k]), 1)
             ref = naive(geo, pts[:k])
             got = project(pts[:k], geo, output="dense").cells
             assert np.allclose(got, ref, rtol=1e-5, atol=1e-5), f"{name}: pcbench and histogramdd disagree"
             f_rate, s_rate = n * p / fast / 1e6, k * p / slow / 1e6
-            print(f"{name:<17}{geo.n_cells:>8}{output:>8}{p:>11}{f_rate:>16.1f}{s_rate:>14.2f}{f_rate / s_rate:>9.0f}x")
+            print(f"{name:<17}{geo.n_cells:>7}{output:>7}{p:>7}{n * p / fast_cpu / 1e6:>9.1f}{f_rate:>9.1f}{s_rate:>10.2f}"
+                  f"{f_rate / s_rate:>8.0f}x{traffic:>6.1f}{touch:>10.1f}{copy:>6.1f}{load:>6.1f}")
     if args.sim:
         from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
 

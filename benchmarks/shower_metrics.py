@@ -8,13 +8,16 @@ reference's halves give the truth-vs-truth column), then run every metric of the
 (the features are computed in each run; their time is printed as "features"), printing seconds
 per metric and the process's peak resident memory.  --stream-rows: additionally stream the
 features of that many data-set-3 showers (a virtual HDF5 dataset repeating the simulated file)
-and print the peak memory of that pass.
+and print the peak memory of that pass.  The 1-minute load average is printed with each figure
+(the machine may be shared).  The CaloChallenge's own evaluate.py beside this suite:
+``calochallenge_compare.py``; time and memory against N: ``scaling.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import resource
 import time
 from pathlib import Path
@@ -74,7 +77,8 @@ def run(name: str, n: int, profile: str, work: Path, workers: int) -> None:
         dt = time.perf_counter() - t
         shown = ", ".join(f"{k} {m.value * m.scale:.4g}±{m.error * m.scale:.2g} (truth {m.truth * m.scale:.4g})"
                           for k, m in list(values.items())[:3])
-        print(f"  {label:<18} {dt:8.1f} s (model + truth, with features)  peak RSS {peak_mb():7.0f} MB   {shown}")
+        print(f"  {label:<18} {dt:8.1f} s (model + truth, with features)  peak RSS {peak_mb():7.0f} MB  "
+              f"load {os.getloadavg()[0]:.1f}   {shown}")
 
 
 def stream(rows: int, work: Path, workers: int) -> None:

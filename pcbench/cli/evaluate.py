@@ -56,9 +56,12 @@ def legend(result: EvaluationResult) -> str:
               help="Showers: refuse samples whose incident energies do not follow the reference's.")
 @click.option("--jet-type", type=click.Choice(["g", "q", "t", "w", "z"]), default=None,
               help="Jets: their class, where neither file says it (FPND needs g, q or t).")
+@click.option("--device", default="cpu", show_default=True,
+              help="torch device of the networks (FPND, classifiers) and EFPs: cpu, cuda or cuda:N.")
 @cache_option
 def evaluate_cmd(samples: Path, reference: str, model_name: str | None, out_dir: Path, profile: str,
-                 plots: bool, metrics: str, energy_check: str, jet_type: str | None, cache_dir: Path | None) -> None:
+                 plots: bool, metrics: str, energy_check: str, jet_type: str | None, device: str,
+                 cache_dir: Path | None) -> None:
     """Validate SAMPLES, run its metric suite against the reference, print and record the results."""
     from .._outputs import output_dir
     from ..evaluate.log import StageLog
@@ -67,7 +70,7 @@ def evaluate_cmd(samples: Path, reference: str, model_name: str | None, out_dir:
     with StageLog(out_dir / f"{samples.stem}.evaluate.log", console, f"evaluate {samples} --reference {reference}") as log:
         result = evaluate(samples, reference, model_name, profile, Cache(cache_dir), out_dir, progress=log.stage,
                           plots=plots, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
-                          energy_check=energy_check == "on", jet_type=jet_type)
+                          energy_check=energy_check == "on", jet_type=jet_type, device=device)
     console.print(render(result))
     console.print("values are mean ± error over batches, folds or bootstraps, printed times the scale; "
                   "'< b': a distance consistent with zero (estimate + error below b); definitions:\n" + legend(result),

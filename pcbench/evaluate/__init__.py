@@ -29,7 +29,7 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
              profile: str = "full", cache: Cache | None = None, out_dir: str | os.PathLike[str] | None = None,
              progress: Callable[[str], None] | None = None, plots: bool = False,
              metrics: tuple[str, ...] = (), energy_check: bool = True,
-             jet_type: str | None = None) -> EvaluationResult:
+             jet_type: str | None = None, device: str = "cpu") -> EvaluationResult:
     """Evaluate a sample file against a reference (registry name: its test split; or a file).
 
     The file is validated first (every problem is reported); the suite of its kind runs with the
@@ -42,21 +42,25 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     streamed (bounded memory): voxel showers get the CaloChallenge suite, point showers the
     ILD / CaloClouds suite; their incident energies must follow the reference's
     (``energy_check``).  ``jet_type`` (g, q, t, w, z) names the jets' class where neither file
-    says it (FPND needs it).
+    says it (FPND needs it).  ``device`` ("cpu", "cuda", "cuda:N") runs the networks (FPND, the
+    classifiers) and the EFPs there; values agree with the CPU's to float32 rounding.
     """
     samples = Path(samples)
     if out_dir is not None:
         out_dir = output_dir(out_dir)
     if jet_type is not None and jet_type not in JET_TYPES:
         raise UsageError(f"--jet-type {jet_type!r}: expected one of {', '.join(JET_TYPES)}")
+    from ..models.config import check_device
+
+    check_device(device)
     report = validate_file(samples)
     if not report.ok:
         raise FormatError(f"{samples} is not a valid sample file ({len(report.problems)} problem(s); `pcbench validate` "
                           "lists them): " + "; ".join(str(p) for p in report.problems))
     if report.kind in ("voxel-showers", "point-showers"):
         return _evaluate_showers(samples, report.kind, reference, model, profile, cache, out_dir, progress, plots,
-                                 metrics, energy_check)
-    cfg = JetSuiteConfig.named(profile, metrics=tuple(metrics))
+                                 metrics, energy_check, device)
+    cfg = JetSuiteConfig.named(profile, metrics=tuple(metrics), device=device)
     gen = read(samples)
     ref, ref_info = load_reference(reference, cache)
     if type(gen) is not type(ref):
@@ -149,7 +153,7 @@ def _shared_geometry(samples: Path, attrs: dict[str, Any], kind: str, reference:
 
 def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | None, profile: str, cache: Cache | None,
                       out_dir: str | os.PathLike[str] | None, progress: Callable[[str], None] | None, plots: bool,
-                      metrics: tuple[str, ...], energy_check: bool) -> EvaluationResult:
+                      metrics: tuple[str, ...], energy_check: bool, device: str = "cpu") -> EvaluationResult:
     """The CaloChallenge suite for voxel showers, the ILD suite for point showers."""
     from ..geometry import get_geometry
     from .sources import ShowerSource, check_incident_energies, split_reference
@@ -170,13 +174,13 @@ def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | Non
     if kind == "voxel-showers":
         from .calochallenge import CaloSuiteConfig, calochallenge_suite
 
-        ccfg = CaloSuiteConfig.named(profile, metrics=tuple(metrics))
+        ccfg = CaloSuiteConfig.named(profile, metrics=tuple(metrics), device=device)
         values, settings, used = calochallenge_suite(gen, ref, halves, geometry, ccfg, progress)
         seed = ccfg.seed
     else:
         from .ild import ILDSuiteConfig, ild_suite
 
-        icfg = ILDSuiteConfig.named(profile, metrics=tuple(metrics))
+        icfg = ILDSuiteConfig.named(profile, metrics=tuple(metrics), device=device)
         values, settings, used = ild_suite(gen, ref, halves, geometry, icfg, progress)
         seed = icfg.seed
     result = _record(samples, kind, model or attrs.get("model") or samples.stem, values,

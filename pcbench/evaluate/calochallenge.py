@@ -69,6 +69,7 @@ class CaloSuiteConfig(Profiles):
     lowlevel_values: int = 200_000_000  # voxel values kept per sample for the low-level classifier and PRDC
     chunk_rows: int = 2_000
     metrics: tuple[str, ...] = ()
+    device: str = "cpu"  # torch device of the DNN classifiers
 
     SUITE: ClassVar[str] = "CaloChallenge"
     METRICS: ClassVar[tuple[str, ...]] = tuple(_DEFS)
@@ -207,7 +208,7 @@ def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshol
     if want("kpd"):
         step("KPD")
         out["kpd"] = kernel.kpd(hl_real[:, 1:], hl_gen[:, 1:], cfg.kpd_batches, cfg.kpd_batch_size, seed=cfg.seed)
-    dnn = DNNSettings.named(cfg.classifier, seed=cfg.seed)
+    dnn = DNNSettings.named(cfg.classifier, seed=cfg.seed, device=cfg.device)
     m = min(len(real.voxels), len(gen.voxels))
     if want("auc_low", "jsd_low"):
         step("low-level classifier")

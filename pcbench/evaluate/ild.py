@@ -50,6 +50,7 @@ class ILDSuiteConfig(Profiles):
     chunk_rows: int = 2_000
     max_cells_kept: int = 5_000_000  # cell energies kept per sample for plots
     metrics: tuple[str, ...] = ()
+    device: str = "cpu"  # torch device of the DNN classifier
 
     SUITE: ClassVar[str] = "ILD / CaloClouds"
     METRICS: ClassVar[tuple[str, ...]] = (*_DEFS, "auc_high", "jsd_high")
@@ -110,7 +111,7 @@ def _pair(gen: dict[str, np.ndarray], real: dict[str, np.ndarray], cfg: ILDSuite
     extra: dict[str, Any] = {}
     if want("auc_high", "jsd_high"):
         step("high-level classifier")
-        dnn = DNNSettings.named(cfg.classifier, seed=cfg.seed)
+        dnn = DNNSettings.named(cfg.classifier, seed=cfg.seed, device=cfg.device)
         xr, xg = _classifier_inputs(real), _classifier_inputs(gen)
         mu, sd = xr.mean(0), np.where(xr.std(0) == 0, 1, xr.std(0))
         r = dnn_classifier_test((xr - mu) / sd, (xg - mu) / sd, dnn)

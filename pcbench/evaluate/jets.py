@@ -69,6 +69,7 @@ class JetSuiteConfig(Profiles):
     classifier_max_jets: int = 20_000
     deepsets_epochs: int = 10
     metrics: tuple[str, ...] = ()  # the metrics to compute; empty: all
+    device: str = "cpu"  # torch device of the EFPs, FPND and the Deep Sets classifier
 
     SUITE: ClassVar[str] = "jet"
     METRICS: ClassVar[tuple[str, ...]] = tuple(_DEFS)
@@ -78,10 +79,10 @@ class JetSuiteConfig(Profiles):
         "kl_bootstrap": 5, "classifier_folds": 3, "classifier_max_jets": 4_000, "deepsets_epochs": 4}
 
 
-def jet_features(jets: JetSet) -> dict[str, np.ndarray]:
+def jet_features(jets: JetSet, device: str = "cpu") -> dict[str, np.ndarray]:
     """Every observable the suite needs, computed once: kinematics, 36 EFPs (d <= 4), tau21, tau32."""
     feats = jet_observables.jet_kinematics(jets.particles, jets.mask)
-    feats["efps"] = jet_observables.efps(jets.particles, jets.mask)
+    feats["efps"] = jet_observables.efps(jets.particles, jets.mask, device=device)
     feats.update(jet_observables.tau_ratios(jets.particles, jets.mask))
     return feats
 
@@ -136,7 +137,7 @@ def _pair(gen: JetSet, gf: dict[str, np.ndarray], real: JetSet, rf: dict[str, np
         from ..metrics import fpnd
 
         step("FPND")
-        out["fpnd"] = (fpnd.fpnd(gen.particles, fpnd_type), float("nan"))
+        out["fpnd"] = (fpnd.fpnd(gen.particles, fpnd_type, device=cfg.device), float("nan"))
     step("KL")
     kl = {"kl_mass": (rf["mass"], gf["mass"]), "kl_ptconst": (real.particles[..., 2][real.mask], gen.particles[..., 2][gen.mask]),
           "kl_tau21": (rf["tau21"], gf["tau21"]), "kl_tau32": (rf["tau32"], gf["tau32"])}
@@ -149,7 +150,8 @@ def _pair(gen: JetSet, gf: dict[str, np.ndarray], real: JetSet, rf: dict[str, np
         out["auc_hl"] = classifier.hl_classifier_auc(_hl_matrix(rf)[:n], _hl_matrix(gf)[:n], cfg.classifier_folds, s)[:2]
     if want("auc_pl"):
         out["auc_pl"] = classifier.deepsets_classifier_auc(real.particle_features[:n], gen.particle_features[:n],
-                                                           cfg.classifier_folds, s, epochs=cfg.deepsets_epochs)[:2]
+                                                           cfg.classifier_folds, s, epochs=cfg.deepsets_epochs,
+                                                           device=cfg.device)[:2]
     return out
 
 
@@ -175,7 +177,7 @@ def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConf
     real_a, real_b, gen_n = reference.subset(perm[:n]), reference.subset(perm[n:2 * n]), gen.subset(slice(0, n))
     step = progress or (lambda _msg: None)
     step("features")
-    fa, fb, fg = jet_features(real_a), jet_features(real_b), jet_features(gen_n)
+    fa, fb, fg = (jet_features(j, cfg.device) for j in (real_a, real_b, gen_n))
     fpnd_type, fpnd_reason = None, fpnd_unavailable(gen.num_particles, jet_type) if cfg.fpnd else "switched off"
     if fpnd_reason is None:
         fpnd_type = jet_type

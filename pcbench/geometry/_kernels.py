@@ -106,10 +106,12 @@ def index_points(xyz, kind, iv, fv, i1, i2, i3, f1, f2, out):  # pragma: no cove
 
 @numba.njit(**_JIT)
 def project_sparse(points, mask, kind, iv, fv, i1, i2, i3, f1, f2, buf, touched, threshold, out_cell, out_energy, counts, removed,
-                   outside_e, outside_n):  # pragma: no cover
+                   outside_e, outside_n, dense):  # pragma: no cover
     """Per shower: sum E per cell in the reused dense buffer ``buf`` (C,), then emit the touched
     cells in the order of their first point (those >= threshold) and reset them.  Returns the
-    number of hits written."""
+    number of hits written.  With ``dense`` of shape (n, C) (zeros; (0, 0): none) the kept cells
+    are also written there as float32, row s for shower s: only the touched cells are written."""
+    write_dense = dense.shape[0] > 0
     h = 0
     for s in range(points.shape[0]):
         nt = 0
@@ -136,6 +138,8 @@ def project_sparse(points, mask, kind, iv, fv, i1, i2, i3, f1, f2, buf, touched,
                 out_cell[h + kept] = c
                 out_energy[h + kept] = e
                 kept += 1
+                if write_dense:
+                    dense[s, c] = e
             else:
                 removed[s] += e
             buf[c] = 0.0

@@ -66,6 +66,8 @@ class Hits:
         """Hits of consecutive shower ranges, joined."""
         if not parts:
             return Hits(np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        if len(parts) == 1:
+            return parts[0]
         shift = np.cumsum([0] + [p.offsets[-1] for p in parts[:-1]])
         offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shift)])
         return Hits(offsets.astype(np.int64), np.concatenate([p.cell for p in parts]),
@@ -106,6 +108,14 @@ def iter_project(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None
                  output: Literal["dense", "sparse"] = "dense", chunk_points: int = 1 << 20,
                  ) -> Iterator[tuple[slice, Projection]]:
     """``project`` chunk by chunk: yields ``(showers slice, Projection of those showers)``."""
+    return _project_chunks(points, geometry, mask, threshold, output, chunk_points, None)
+
+
+def _project_chunks(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None, threshold: float,
+                    output: str, chunk_points: int, into: np.ndarray | None) -> Iterator[tuple[slice, Projection]]:
+    """The chunks of ``iter_project``; dense rows go into ``into`` (N, C) zeros where given (one
+    allocation, no copies), else into a fresh (n, C) array per chunk.  The kernel writes only the
+    touched cells of each row."""
     if points.ndim != 3 or points.shape[-1] != 4:
         raise ValueError(f"points: shape {points.shape}, expected (N, P, 4) = (x, y, z, E)")
     if output not in ("dense", "sparse"):
@@ -113,7 +123,7 @@ def iter_project(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None
     mask = np.ascontiguousarray(points[..., 3] > 0 if mask is None else mask)
     c = geometry.n_cells
     counts = mask.sum(axis=1)
-    max_showers = (1 << 26) // c if output == "dense" else len(points)  # dense chunks: <= 256 MB
+    max_showers = (1 << 26) // c if output == "dense" and into is None else len(points)  # dense chunks: <= 256 MB
     buf, touched = np.zeros(c), np.zeros(c, dtype=np.uint8)
     rule = geometry.kernel
     for a, b in _chunks(counts, chunk_points, max(1, max_showers)):
@@ -121,15 +131,20 @@ def iter_project(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None
         pts = np.ascontiguousarray(points[a:b], dtype=np.float32)
         out_e, out_n, removed = np.zeros(n), np.zeros(n, np.int64), np.zeros(n)
         hit_cell, hit_e, hits = np.empty(m, np.int64), np.empty(m), np.zeros(n, np.int64)
-        h = _kernels.project_sparse(pts, mask[a:b], *rule, buf, touched, threshold,
-                                    hit_cell, hit_e, hits, removed, out_e, out_n)
-        hit = Hits(np.concatenate([[0], np.cumsum(hits)]), hit_cell[:h].copy(), hit_e[:h].copy())
+        cells = _NO_ROWS
         if output == "dense":
-            cells = np.zeros((n, c), dtype=np.float32)
-            cells[hit.shower, hit.cell] = hit.energy
+            cells = np.zeros((n, c), dtype=np.float32) if into is None else into[a:b]
+        h = _kernels.project_sparse(pts, mask[a:b], *rule, buf, touched, threshold,
+                                    hit_cell, hit_e, hits, removed, out_e, out_n, cells)
+        if output == "dense":
             yield slice(a, b), Projection(cells, None, out_e, out_n, removed)
         else:
+            keep = (lambda x: x) if h == m else (lambda x: x[:h].copy())
+            hit = Hits(np.concatenate([[0], np.cumsum(hits)]), keep(hit_cell), keep(hit_e))
             yield slice(a, b), Projection(None, hit, out_e, out_n, removed)
+
+
+_NO_ROWS = np.zeros((0, 0), dtype=np.float32)
 
 
 def project(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None = None, threshold: float = 0.0,
@@ -148,10 +163,10 @@ def project(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None = No
     Energy of points inside the geometry is conserved: ``cells.sum() + below_threshold_energy
     == sum of the inside points' E`` (summed in float64).
     """
-    parts = list(iter_project(points, geometry, mask, threshold, output, chunk_points))
-    cat = (lambda k: np.concatenate([getattr(p, k) for _, p in parts])) if parts else (lambda k: np.zeros(0))
     dense = output == "dense"
-    cells = (np.concatenate([p.cells for _, p in parts]) if parts else np.zeros((0, geometry.n_cells), np.float32)) if dense else None
+    cells = np.zeros((len(points), geometry.n_cells), np.float32) if dense and points.ndim == 3 else None
+    parts = list(_project_chunks(points, geometry, mask, threshold, output, chunk_points, cells))
+    cat = (lambda k: np.concatenate([getattr(p, k) for _, p in parts])) if parts else (lambda k: np.zeros(0))
     hits = None if dense else Hits.concatenate([p.hits for _, p in parts])
     return Projection(cells, hits, cat("outside_energy"), cat("outside_points"), cat("below_threshold_energy"))
 

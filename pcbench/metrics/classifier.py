@@ -46,7 +46,7 @@ def hl_classifier_auc(real: np.ndarray, gen: np.ndarray, k: int = 5, seed: int =
     return kfold_auc(real, gen, _hgb, k, seed)
 
 
-def _deepsets_fit_predict(epochs: int, hidden: int, batch_size: int, lr: float) -> FitPredict:
+def _deepsets_fit_predict(epochs: int, hidden: int, batch_size: int, lr: float, device: str = "cpu") -> FitPredict:
     def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int) -> np.ndarray:
         import torch
         from torch import nn
@@ -55,6 +55,7 @@ def _deepsets_fit_predict(epochs: int, hidden: int, batch_size: int, lr: float) 
         feats = x_train.shape[-1] - 1  # last column is the mask
         phi = nn.Sequential(nn.Linear(feats, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         rho = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        phi, rho = phi.to(device), rho.to(device)  # initialised on the CPU: the same weights anywhere
         params = list(phi.parameters()) + list(rho.parameters())
         opt = torch.optim.Adam(params, lr=lr)
 
@@ -70,10 +71,10 @@ def _deepsets_fit_predict(epochs: int, hidden: int, batch_size: int, lr: float) 
 
         def prepare(x: np.ndarray) -> torch.Tensor:
             z = np.where(x[..., -1:] > 0, (x[..., :-1] - mean) / std, 0.0)
-            return torch.from_numpy(np.concatenate([z, x[..., -1:]], axis=-1).astype(np.float32))
+            return torch.from_numpy(np.concatenate([z, x[..., -1:]], axis=-1).astype(np.float32)).to(device)
 
         xt = prepare(x_train)
-        yt = torch.from_numpy(y_train.astype(np.float32))
+        yt = torch.from_numpy(y_train.astype(np.float32)).to(device)
         gen = torch.Generator().manual_seed(seed)
         for _ in range(epochs):
             for idx in torch.randperm(len(xt), generator=gen).split(batch_size):
@@ -82,13 +83,14 @@ def _deepsets_fit_predict(epochs: int, hidden: int, batch_size: int, lr: float) 
                 loss.backward()
                 opt.step()
         with torch.inference_mode():
-            return torch.sigmoid(logits(prepare(x_test))).numpy()
+            return torch.sigmoid(logits(prepare(x_test))).cpu().numpy()
 
     return fit_predict
 
 
 def deepsets_classifier_auc(real: np.ndarray, gen: np.ndarray, k: int = 5, seed: int = 42, epochs: int = 10,
-                            hidden: int = 64, batch_size: int = 256, lr: float = 1e-3) -> tuple[float, float, list[float]]:
+                            hidden: int = 64, batch_size: int = 256, lr: float = 1e-3,
+                            device: str = "cpu") -> tuple[float, float, list[float]]:
     """AUC of a permutation-invariant Deep Sets network (Zaheer et al., arXiv:1703.06114), k-fold.
 
     Args:
@@ -96,5 +98,6 @@ def deepsets_classifier_auc(real: np.ndarray, gen: np.ndarray, k: int = 5, seed:
             is phi (per particle) -> masked mean and sum pooling -> rho, trained with Adam on the
             binary cross-entropy for ``epochs`` epochs per fold (seeded: same inputs, same AUCs);
             features are standardised with the training fold's real particles.
+        device: torch device of the network ("cpu", "cuda"; the same initial weights either way).
     """
-    return kfold_auc(real, gen, _deepsets_fit_predict(epochs, hidden, batch_size, lr), k, seed)
+    return kfold_auc(real, gen, _deepsets_fit_predict(epochs, hidden, batch_size, lr, device), k, seed)

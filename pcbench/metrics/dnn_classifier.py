@@ -37,6 +37,7 @@ class DNNSettings(Profiles):
     calibrate: bool = True
     n_boot: int = 20  # bootstrap resamplings of the validation set for the AUC and JSD errors
     seed: int = 42
+    device: str = "cpu"  # torch device of the network (initialised on the CPU: the same weights anywhere)
 
     FAST: ClassVar[dict[str, Any]] = {"n_hidden": 256, "epochs": 15, "batch_size": 500, "lr": 1e-3}  # CPU-sized
 
@@ -89,15 +90,15 @@ def dnn_classifier_test(real: np.ndarray, gen: np.ndarray, settings: DNNSettings
     layers: list[torch.nn.Module] = [torch.nn.Linear(dim, s.n_hidden), torch.nn.LeakyReLU(), torch.nn.Dropout(s.dropout)]
     for _ in range(s.n_layer):
         layers += [torch.nn.Linear(s.n_hidden, s.n_hidden), torch.nn.LeakyReLU(), torch.nn.Dropout(s.dropout)]
-    net = torch.nn.Sequential(*layers, torch.nn.Linear(s.n_hidden, 1))
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(s.n_hidden, 1)).to(s.device)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    xt, yt = torch.from_numpy(train[:, :-1]), torch.from_numpy(train[:, -1:])
+    xt, yt = torch.from_numpy(train[:, :-1]).to(s.device), torch.from_numpy(train[:, -1:]).to(s.device)
 
     def logits(x: np.ndarray) -> np.ndarray:
         net.eval()
         with torch.no_grad():
-            return np.concatenate([net(torch.from_numpy(x[i:i + 10_000, :-1])).numpy().ravel()
+            return np.concatenate([net(torch.from_numpy(x[i:i + 10_000, :-1]).to(s.device)).cpu().numpy().ravel()
                                    for i in range(0, len(x), 10_000)]) if len(x) else np.zeros(0)
 
     gen_t = torch.Generator().manual_seed(s.seed)

@@ -40,37 +40,42 @@ def fpnd_resources() -> Path:
     return path
 
 
-@lru_cache(maxsize=1)
-def _network():
+@lru_cache(maxsize=2)
+def _network(device: str = "cpu"):
     import torch
 
     from .particlenet import ParticleNet
 
     net = ParticleNet(30, 3)
     net.load_jetnet_state_dict(torch.load(fpnd_resources() / "pnet_state_dict.pt", map_location="cpu"))
-    return net.fuse()
+    return net.to(device).fuse()
 
 
-def particlenet_activations(particles: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """(N, 256) FPND activations of (N, 30, 3) (etarel, phirel, ptrel) jets (normalised here)."""
+def particlenet_activations(particles: np.ndarray, batch_size: int = 1024, device: str = "cpu") -> np.ndarray:
+    """(N, 256) FPND activations of (N, 30, 3) (etarel, phirel, ptrel) jets (normalised here).
+
+    ``device``: a torch device ("cpu", "cuda", "cuda:1"); the batches run there.
+    """
     import torch
 
     x = (particles.astype(np.float32) / FPND_MAXES.astype(np.float32)) + FPND_SHIFTS.astype(np.float32)
-    net = _network()
+    net = _network(str(device))
     out = []
     with torch.inference_mode():
         for lo in range(0, len(x), batch_size):
-            out.append(net.activations(torch.from_numpy(np.ascontiguousarray(x[lo:lo + batch_size]))).numpy())
+            batch = torch.from_numpy(np.ascontiguousarray(x[lo:lo + batch_size])).to(device)
+            out.append(net.activations(batch).cpu().numpy())
     return np.concatenate(out).astype(np.float64)
 
 
-def fpnd(particles: np.ndarray, jet_type: str, num_samples: int = NUM_SAMPLES) -> float:
+def fpnd(particles: np.ndarray, jet_type: str, num_samples: int = NUM_SAMPLES, device: str = "cpu") -> float:
     """FPND of generated jets against the stored real-JetNet statistics of ``jet_type``.
 
     Args:
         particles: (N, 30, 3) etarel, phirel, ptrel (zero-padded); the first ``num_samples``
             (50,000, as jetnet) are used.
         jet_type: g, q or t.
+        device: torch device of the ParticleNet ("cpu" or "cuda"; equal values to float32 rounding).
     """
     if jet_type not in FPND_JET_TYPES:
         raise PcbenchError(f"FPND is defined for JetNet30 jet types {FPND_JET_TYPES}, not {jet_type!r}")
@@ -79,5 +84,5 @@ def fpnd(particles: np.ndarray, jet_type: str, num_samples: int = NUM_SAMPLES) -
     res = fpnd_resources()
     mu_real = np.loadtxt(res / f"{jet_type}_mu.txt")
     sigma_real = np.loadtxt(res / f"{jet_type}_sigma.txt")
-    act = particlenet_activations(particles[:num_samples])
+    act = particlenet_activations(particles[:num_samples], device=device)
     return frechet_distance(mu_real, sigma_real, act.mean(axis=0), np.cov(act, rowvar=False))

@@ -100,7 +100,8 @@ def _elimination_plan(n_vertices: int, edges: tuple[tuple[int, int], ...]) -> tu
     return tuple(steps), tuple(counts.values())
 
 
-def efps(particles: np.ndarray, mask: np.ndarray, spec: tuple = (("d<=", 4),), chunk: int | None = None) -> np.ndarray:
+def efps(particles: np.ndarray, mask: np.ndarray, spec: tuple = (("d<=", 4),), chunk: int | None = None,
+         device: str = "cpu") -> np.ndarray:
     """Energy flow polynomials (Komiske, Metodiev, Thaler, arXiv:1712.07124) of every jet.
 
     Same definition and order as ``energyflow.EFPSet(*spec, measure="hadr", beta=1,
@@ -115,6 +116,7 @@ def efps(particles: np.ndarray, mask: np.ndarray, spec: tuple = (("d<=", 4),), c
         spec: energyflow selection, default all 36 EFPs of degree <= 4 (FPD/KPD features).
         chunk: jets per batch; default 2048 * (30 / P)^2, so that the (chunk, P, P) tensors take
             the same memory (about 15 MB each) whatever P.
+        device: torch device of the products (float64 there too).
 
     Returns:
         (N, number of EFPs) float64.
@@ -126,8 +128,8 @@ def efps(particles: np.ndarray, mask: np.ndarray, spec: tuple = (("d<=", 4),), c
     chunk = chunk or max(16, int(2048 * (30 / max(particles.shape[1], 1)) ** 2))
     out = np.empty((len(particles), len(graphs)), dtype=np.float64)
     for lo in range(0, len(particles), chunk):
-        p = torch.from_numpy(np.ascontiguousarray(particles[lo:lo + chunk], dtype=np.float64))
-        z = torch.where(torch.from_numpy(np.ascontiguousarray(mask[lo:lo + chunk])), p[..., 2], 0.0)
+        p = torch.from_numpy(np.ascontiguousarray(particles[lo:lo + chunk], dtype=np.float64)).to(device)
+        z = torch.where(torch.from_numpy(np.ascontiguousarray(mask[lo:lo + chunk])).to(device), p[..., 2], 0.0)
         deta = p[:, :, None, 0] - p[:, None, :, 0]
         dphi = p[:, :, None, 1] - p[:, None, :, 1]
         powers = {1: torch.sqrt(deta * deta + dphi * dphi)}
@@ -146,7 +148,7 @@ def efps(particles: np.ndarray, mask: np.ndarray, spec: tuple = (("d<=", 4),), c
             value = factors[steps[-1][1][0]]
             for f in steps[-1][1][1:]:
                 value = value * factors[f]
-            out[lo:lo + chunk, g] = value.numpy()
+            out[lo:lo + chunk, g] = value.cpu().numpy()
     return out
 
 

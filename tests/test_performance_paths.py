@@ -1,0 +1,115 @@
+"""The device argument of the metrics that run networks: the CPU path unchanged, the device reached.
+
+No GPU here: a CPU device spelled differently ("cpu:0") must reach every tensor move and give the
+same bits as the default; evaluate() checks the device first (CUDA absent: a one-line error).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pcbench.evaluate as evaluate_mod
+from pcbench.errors import UsageError
+from pcbench.metrics import jet_observables
+from pcbench.metrics.classifier import deepsets_classifier_auc
+from pcbench.metrics.dnn_classifier import DNNSettings, dnn_classifier_test
+from tests.factories import jetnet_arrays, write_h5
+
+
+@pytest.fixture
+def moves(monkeypatch) -> list[str]:
+    """Every device that a Tensor.to or Module.to call asked for."""
+    seen: list[str] = []
+    tensor_to, module_to = torch.Tensor.to, torch.nn.Module.to
+
+    def record(args, kwargs):
+        dev = kwargs.get("device", args[0] if args else None)
+        if isinstance(dev, (str, torch.device)):
+            seen.append(str(dev))
+
+    def t_to(self, *a, **k):
+        record(a, k)
+        return tensor_to(self, *a, **k)
+
+    def m_to(self, *a, **k):
+        record(a, k)
+        return module_to(self, *a, **k)
+
+    monkeypatch.setattr(torch.Tensor, "to", t_to)
+    monkeypatch.setattr(torch.nn.Module, "to", m_to)
+    return seen
+
+
+def test_dnn_classifier_device_reaches_the_network_and_keeps_the_values(moves):
+    rng = np.random.default_rng(0)
+    real, gen = rng.normal(0, 1, (300, 5)), rng.normal(0.3, 1, (300, 5))
+    small = {"n_hidden": 16, "epochs": 3, "batch_size": 50, "n_boot": 3}
+    base = dnn_classifier_test(real, gen, DNNSettings(**small))
+    assert "cpu:0" not in moves
+    moved = dnn_classifier_test(real, gen, DNNSettings(**small, device="cpu:0"))
+    assert "cpu:0" in moves
+    assert (moved.auc, moved.jsd, moved.auc_error, moved.best_epoch) == (base.auc, base.jsd, base.auc_error, base.best_epoch)
+    assert 0.5 < base.auc < 1.0  # a real, separable pair
+
+
+def test_deepsets_and_efps_device_keeps_the_bits(moves):
+    pf, _ = jetnet_arrays(120, 30, seed=3)
+    pg, _ = jetnet_arrays(120, 30, seed=4)
+    kw = {"k": 2, "epochs": 1, "hidden": 8}
+    assert deepsets_classifier_auc(pf, pg, **kw, device="cpu:0") == deepsets_classifier_auc(pf, pg, **kw)
+    mask = pf[..., 3] > 0
+    a = jet_observables.efps(pf[..., :3], mask, device="cpu:0")
+    assert moves.count("cpu:0") >= 3  # Deep Sets networks, their inputs, the EFP inputs
+    assert np.array_equal(a, jet_observables.efps(pf[..., :3], mask))
+
+
+def test_evaluate_checks_the_device_and_hands_it_to_the_suite(tmp_path, monkeypatch):
+    pf, jf = jetnet_arrays(60, 30, seed=1)
+    path = write_h5(tmp_path / "gen.h5", particle_features=pf, jet_features=jf)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="--device cuda: CUDA is not available"):
+        evaluate_mod.evaluate(path, str(path), device="cuda")
+    with pytest.raises(UsageError, match="expected cpu, cuda or cuda:N"):
+        evaluate_mod.evaluate(path, str(path), device="gpu")
+    seen = []
+
+    def suite(gen, ref, cfg, jet_type, progress):
+        seen.append(cfg.device)
+        raise UsageError("stop")
+
+    monkeypatch.setattr(evaluate_mod, "jet_suite", suite)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for device in ("cpu", "cuda:0"):
+        with pytest.raises(UsageError, match="stop"):
+            evaluate_mod.evaluate(path, str(path), device=device)
+    assert seen == ["cpu", "cuda:0"]
+
+
+@pytest.mark.parametrize("name", ["calochallenge-2", "ild-ecal"])
+def test_dense_rows_written_in_the_kernel_equal_the_sparse_hits(name):
+    from pcbench.geometry import get_geometry, iter_project, project
+
+    geo = get_geometry(name)
+    rng = np.random.default_rng(7)
+    n, p = 23, 300
+    if name == "ild-ecal":
+        centres = geo.cell_centres[rng.integers(0, geo.n_cells, (n, p))]
+        xyz = centres + rng.uniform(-2.0, 2.0, centres.shape)  # some points fall outside
+    else:
+        r, a = np.abs(rng.standard_cauchy((n, p))) * 10, rng.uniform(-np.pi, np.pi, (n, p))
+        xyz = np.stack([r * np.cos(a), r * np.sin(a), rng.integers(0, geo.n_layers, (n, p)) + 0.5], -1)
+    e = rng.exponential(0.5, (n, p, 1)) * (rng.random((n, p, 1)) < 0.9)
+    pts = np.concatenate([xyz, e], -1).astype(np.float32)
+    sparse = project(pts, geo, threshold=0.3, output="sparse", chunk_points=1000)
+    want = np.zeros((n, geo.n_cells), np.float32)
+    want[sparse.hits.shower, sparse.hits.cell] = sparse.hits.energy  # float64 sums rounded once to float32
+    whole = project(pts, geo, threshold=0.3, output="dense", chunk_points=1000)  # several chunks, one array
+    assert np.array_equal(whole.cells, want)
+    streamed = np.concatenate([part.cells for _, part in iter_project(pts, geo, threshold=0.3, chunk_points=1000)])
+    assert np.array_equal(streamed, want)
+    assert np.array_equal(whole.below_threshold_energy, sparse.below_threshold_energy)
+    assert whole.outside_points.sum() == sparse.outside_points.sum()
+    assert 0 < (want > 0).sum() < (e > 0).sum()  # the threshold removed some cells, kept others
