@@ -196,9 +196,11 @@ def test_evaluate_shows_each_stage_and_keeps_a_log(tmp_path):
     pf, jf = jetnet_arrays(100, 30, 1)
     gen = write_h5(tmp_path / "gen.h5", particle_features=pf, jet_features=jf)
     res = CliRunner().invoke(cli, ["evaluate", str(gen), "--reference", str(ref), "--profile", "fast",
-                                   "--out", str(tmp_path / "o"), "--metrics", "w1m,kl_mass"])
+                                   "--out", str(tmp_path / "o"), "--metrics", "w1m,kl_mass,auc_pl"])
     assert res.exit_code == 0, res.output
     log = (tmp_path / "o" / "gen.evaluate.log").read_text().splitlines()
+    # the looping stage (Deep Sets, 3 folds in the fast profile) had a bar; the log keeps its length
+    assert any(line.strip().startswith("model vs reference: Deep Sets, folds: 3 done in") for line in log)
     stages = [line.split("] ", 1)[1] for line in log if line.startswith("[")]
     assert stages[0] == "features" and stages[-1] == "done"
     assert "model vs reference: W1" in stages and "truth vs truth: W1" in stages

@@ -68,7 +68,7 @@ def evaluate_cmd(samples: Path, reference: str, model_name: str | None, out_dir:
 
     out_dir = output_dir(out_dir)
     with StageLog(out_dir / f"{samples.stem}.evaluate.log", console, f"evaluate {samples} --reference {reference}") as log:
-        result = evaluate(samples, reference, model_name, profile, Cache(cache_dir), out_dir, progress=log.stage,
+        result = evaluate(samples, reference, model_name, profile, Cache(cache_dir), out_dir, progress=log,
                           plots=plots, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
                           energy_check=energy_check == "on", jet_type=jet_type, device=device)
     console.print(render(result))

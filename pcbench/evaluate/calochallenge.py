@@ -23,6 +23,7 @@ from ..metrics import calo_features, frechet, kernel
 from ..metrics.dnn_classifier import DNNSettings, dnn_classifier_test
 from ..metrics.prdc import prdc
 from ..metrics.separation import separation_power_counts, separation_power_samples
+from .log import loop, prefixed
 from .result import MetricValue
 from .sources import Halves, ShowerSource
 
@@ -213,13 +214,14 @@ def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshol
     if want("auc_low", "jsd_low"):
         step("low-level classifier")
         r = dnn_classifier_test(calo_features.classifier_inputs_low(real.voxels[:m], real.e_inc[:m]),
-                                calo_features.classifier_inputs_low(gen.voxels[:m], gen.e_inc[:m]), dnn)
+                                calo_features.classifier_inputs_low(gen.voxels[:m], gen.e_inc[:m]), dnn,
+                                loop(step, "low-level classifier, epochs", dnn.epochs))
         out["auc_low"], out["jsd_low"] = (r.auc, r.auc_error), (r.jsd, r.jsd_error)
         extra["classifier_low"] = {"best_epoch": r.best_epoch, "n_per_class": r.n_per_class,
                                    "auc_uncalibrated": r.auc_uncalibrated}
     if want("auc_high", "jsd_high"):
         step("high-level classifier")
-        r = dnn_classifier_test(hl_real, hl_gen, dnn)
+        r = dnn_classifier_test(hl_real, hl_gen, dnn, loop(step, "high-level classifier, epochs", dnn.epochs))
         out["auc_high"], out["jsd_high"] = (r.auc, r.auc_error), (r.jsd, r.jsd_error)
         extra["classifier_high"] = {"best_epoch": r.best_epoch, "n_per_class": r.n_per_class,
                                     "auc_uncalibrated": r.auc_uncalibrated}
@@ -251,8 +253,8 @@ def calochallenge_suite(gen: ShowerSource, reference: ShowerSource, halves: Halv
     a.cell_hist, b = second["a"][0].cell_hist, second["b"][0]
     step("generated features")
     g = _summarise(gen, {"g": _Want(halves.gen, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows)["g"][0]
-    model, extra = _pair(g, a, geometry, threshold, cfg, lambda m: step(f"model vs reference: {m}"))
-    truth, truth_extra = _pair(b, a, geometry, threshold, cfg, lambda m: step(f"truth vs truth: {m}"))
+    model, extra = _pair(g, a, geometry, threshold, cfg, prefixed(progress, "model vs reference"))
+    truth, truth_extra = _pair(b, a, geometry, threshold, cfg, prefixed(progress, "truth vs truth"))
     metrics = {name: MetricValue(name, v, e, *_DEFS[name][:2], truth[name][0], truth[name][1], _DEFS[name][2])
                for name, (v, e) in model.items()}
     settings = {"suite_version": CALO_SUITE_VERSION, "n_showers": halves.n, "geometry": geometry.name,

@@ -15,6 +15,7 @@ from ..geometry import project
 from ..geometry.grid import LayeredGrid
 from ..metrics import ild_observables as ild
 from ..metrics.dnn_classifier import DNNSettings, dnn_classifier_test
+from .log import loop, prefixed
 from .result import MetricValue
 from .sources import Halves, ShowerSource
 
@@ -114,7 +115,7 @@ def _pair(gen: dict[str, np.ndarray], real: dict[str, np.ndarray], cfg: ILDSuite
         dnn = DNNSettings.named(cfg.classifier, seed=cfg.seed, device=cfg.device)
         xr, xg = _classifier_inputs(real), _classifier_inputs(gen)
         mu, sd = xr.mean(0), np.where(xr.std(0) == 0, 1, xr.std(0))
-        r = dnn_classifier_test((xr - mu) / sd, (xg - mu) / sd, dnn)
+        r = dnn_classifier_test((xr - mu) / sd, (xg - mu) / sd, dnn, loop(step, "classifier, epochs", dnn.epochs))
         out["auc_high"], out["jsd_high"] = (r.auc, r.auc_error), (r.jsd, r.jsd_error)
         extra["classifier_high"] = {"best_epoch": r.best_epoch, "n_per_class": r.n_per_class,
                                     "auc_uncalibrated": r.auc_uncalibrated}
@@ -134,8 +135,8 @@ def ild_suite(gen: ShowerSource, reference: ShowerSource, halves: Halves, grid: 
     step("projecting the generated showers")
     g = summarise_points(gen, {"g": halves.gen}, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept)["g"]
     batch_size = min(cfg.w1_batch_size, halves.n // cfg.w1_batches)
-    model, extra = _pair(g, a, cfg, batch_size, lambda m: step(f"model vs reference: {m}"))
-    truth, truth_extra = _pair(b, a, cfg, batch_size, lambda m: step(f"truth vs truth: {m}"))
+    model, extra = _pair(g, a, cfg, batch_size, prefixed(progress, "model vs reference"))
+    truth, truth_extra = _pair(b, a, cfg, batch_size, prefixed(progress, "truth vs truth"))
     defs = {**_DEFS, "auc_high": "DNN classifier AUC on log10 E_inc and the 25 per-shower observables (calibrated)",
             "jsd_high": "DNN classifier JSD = (ln 2 - BCE) / ln 2 on the same inputs (calibrated)"}
     metrics = {}

@@ -17,6 +17,7 @@ from .._profiles import Profiles
 from ..data import JET_TYPES, JetSet
 from ..metrics import classifier, divergence, emd, frechet, jet_observables, kernel, wasserstein
 from ..errors import IncompatibleError, MetricError
+from .log import loop, prefixed
 from .result import MetricValue
 
 __all__ = ["JET_SUITE_VERSION", "MIN_JETS", "JetSuiteConfig", "jet_features", "jet_suite", "infer_jet_type",
@@ -147,11 +148,13 @@ def _pair(gen: JetSet, gf: dict[str, np.ndarray], real: JetSet, rf: dict[str, np
     step("classifiers")
     n = min(cfg.classifier_max_jets, len(real), len(gen))
     if want("auc_hl"):
-        out["auc_hl"] = classifier.hl_classifier_auc(_hl_matrix(rf)[:n], _hl_matrix(gf)[:n], cfg.classifier_folds, s)[:2]
+        out["auc_hl"] = classifier.hl_classifier_auc(_hl_matrix(rf)[:n], _hl_matrix(gf)[:n], cfg.classifier_folds, s,
+                                                     loop(step, "boosted trees, folds", cfg.classifier_folds))[:2]
     if want("auc_pl"):
         out["auc_pl"] = classifier.deepsets_classifier_auc(real.particle_features[:n], gen.particle_features[:n],
                                                            cfg.classifier_folds, s, epochs=cfg.deepsets_epochs,
-                                                           device=cfg.device)[:2]
+                                                           device=cfg.device,
+                                                           on_fold=loop(step, "Deep Sets, folds", cfg.classifier_folds))[:2]
     return out
 
 
@@ -183,8 +186,8 @@ def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConf
         fpnd_type = jet_type
     elif "fpnd" in cfg.metrics:
         raise MetricError(f"fpnd was requested but cannot be computed: {fpnd_reason}")
-    model = _pair(gen_n, fg, real_a, fa, cfg, fpnd_type, lambda m: step(f"model vs reference: {m}"))
-    truth = _pair(real_b, fb, real_a, fa, cfg, fpnd_type, lambda m: step(f"truth vs truth: {m}"))
+    model = _pair(gen_n, fg, real_a, fa, cfg, fpnd_type, prefixed(progress, "model vs reference"))
+    truth = _pair(real_b, fb, real_a, fa, cfg, fpnd_type, prefixed(progress, "truth vs truth"))
     metrics = {}
     for name, (value, error) in model.items():
         definition, scale, better = _DEFS[name]

@@ -15,11 +15,12 @@ FitPredict = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
 
 
 def kfold_auc(real: np.ndarray, gen: np.ndarray, fit_predict: FitPredict, k: int = 5,
-              seed: int = 42) -> tuple[float, float, list[float]]:
+              seed: int = 42, on_fold: Callable[[], None] | None = None) -> tuple[float, float, list[float]]:
     """Mean and std of the held-out ROC AUC over k stratified folds (label 1 = generated).
 
     The larger sample is subsampled (``default_rng(seed)``) to the size of the smaller, so an
-    AUC of 0.5 means indistinguishable and 1 means perfectly separated.
+    AUC of 0.5 means indistinguishable and 1 means perfectly separated.  ``on_fold`` is called
+    after each fold (progress).
     """
     rng = np.random.default_rng(seed)
     n = min(len(real), len(gen))
@@ -31,6 +32,8 @@ def kfold_auc(real: np.ndarray, gen: np.ndarray, fit_predict: FitPredict, k: int
     for fold, (train, test) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)):
         scores = fit_predict(x[train], y[train], x[test], seed + fold)
         aucs.append(float(roc_auc_score(y[test], scores)))
+        if on_fold is not None:
+            on_fold()
     return float(np.mean(aucs)), float(np.std(aucs)), aucs
 
 
@@ -41,9 +44,10 @@ def _hgb(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int
     return clf.fit(x_train, y_train).predict_proba(x_test)[:, 1]
 
 
-def hl_classifier_auc(real: np.ndarray, gen: np.ndarray, k: int = 5, seed: int = 42) -> tuple[float, float, list[float]]:
+def hl_classifier_auc(real: np.ndarray, gen: np.ndarray, k: int = 5, seed: int = 42,
+                      on_fold: Callable[[], None] | None = None) -> tuple[float, float, list[float]]:
     """AUC of gradient-boosted trees (scikit-learn) on (N, F) high-level features, k-fold."""
-    return kfold_auc(real, gen, _hgb, k, seed)
+    return kfold_auc(real, gen, _hgb, k, seed, on_fold)
 
 
 def _deepsets_fit_predict(epochs: int, hidden: int, batch_size: int, lr: float, device: str = "cpu") -> FitPredict:
@@ -90,7 +94,8 @@ def _deepsets_fit_predict(epochs: int, hidden: int, batch_size: int, lr: float, 
 
 def deepsets_classifier_auc(real: np.ndarray, gen: np.ndarray, k: int = 5, seed: int = 42, epochs: int = 10,
                             hidden: int = 64, batch_size: int = 256, lr: float = 1e-3,
-                            device: str = "cpu") -> tuple[float, float, list[float]]:
+                            device: str = "cpu", on_fold: Callable[[], None] | None = None
+                            ) -> tuple[float, float, list[float]]:
     """AUC of a permutation-invariant Deep Sets network (Zaheer et al., arXiv:1703.06114), k-fold.
 
     Args:
@@ -99,5 +104,6 @@ def deepsets_classifier_auc(real: np.ndarray, gen: np.ndarray, k: int = 5, seed:
             binary cross-entropy for ``epochs`` epochs per fold (seeded: same inputs, same AUCs);
             features are standardised with the training fold's real particles.
         device: torch device of the network ("cpu", "cuda"; the same initial weights either way).
+        on_fold: called after each fold (progress).
     """
-    return kfold_auc(real, gen, _deepsets_fit_predict(epochs, hidden, batch_size, lr, device), k, seed)
+    return kfold_auc(real, gen, _deepsets_fit_predict(epochs, hidden, batch_size, lr, device), k, seed, on_fold)

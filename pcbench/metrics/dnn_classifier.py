@@ -12,6 +12,7 @@ predictions are reported (0.5 and 0: indistinguishable; 1 and 1: perfectly separ
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
@@ -64,8 +65,10 @@ def _bce(p: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(y * lp + (1 - y) * lq))
 
 
-def dnn_classifier_test(real: np.ndarray, gen: np.ndarray, settings: DNNSettings = DNNSettings()) -> DNNResult:
-    """Train the classifier on (N, F) reference vs (M, F) generated inputs and score it.
+def dnn_classifier_test(real: np.ndarray, gen: np.ndarray, settings: DNNSettings = DNNSettings(),
+                        on_epoch: Callable[[], None] | None = None) -> DNNResult:
+    """Train the classifier on (N, F) reference vs (M, F) generated inputs and score it;
+    ``on_epoch`` is called after each training epoch (progress).
 
     Deterministic for a seed (``numpy.random.default_rng`` for the splits, ``torch.manual_seed``
     for the network) on one machine.
@@ -115,6 +118,8 @@ def dnn_classifier_test(real: np.ndarray, gen: np.ndarray, settings: DNNSettings
         acc = float(np.mean((logits(test) > 0) == (test[:, -1] > 0.5)))
         if acc > best_acc:
             best_acc, best_epoch, best_state = acc, epoch + 1, copy.deepcopy(net.state_dict())
+        if on_epoch is not None:
+            on_epoch()
         if acc == 1.0:
             break
     net.load_state_dict(best_state)
