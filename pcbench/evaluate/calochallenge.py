@@ -133,14 +133,14 @@ class _Want:
 
 
 def _summarise(src: ShowerSource, wants: dict[str, _Want], geometry: CylindricalGeometry, threshold: float,
-               chunk_rows: int) -> dict[str, tuple[_Summary, float]]:
+               chunk_rows: int, on_chunk=None) -> dict[str, tuple[_Summary, float]]:
     """One pass over the source for all ``wants``; each summary comes with its maximum voxel energy."""
     parts: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in wants}
     e_inc: dict[str, list[np.ndarray]] = {k: [] for k in wants}
     kept: dict[str, list[np.ndarray]] = {k: [] for k in wants}
     vmax, taken = dict.fromkeys(wants, 0.0), dict.fromkeys(wants, 0)
     hist = {k: None if w.cell_bins is None else np.zeros(len(w.cell_bins) - 1) for k, w in wants.items()}
-    for key, sel, chunk in src.select({k: w.rows for k, w in wants.items()}, chunk_rows):
+    for key, sel, chunk in src.select({k: w.rows for k, w in wants.items()}, chunk_rows, on_chunk):
         w = wants[key]
         v = calo_features.threshold_voxels(chunk.voxels[sel], threshold)
         e = np.asarray(chunk.incident_energy[sel], np.float64)
@@ -244,15 +244,19 @@ def calochallenge_suite(gen: ShowerSource, reference: ShowerSource, halves: Halv
     threshold = calo_features.THRESHOLDS_MEV.get(geometry.name, 0.0)
     keep = max(10, cfg.lowlevel_values // geometry.n_voxels)
     step("reference features")
-    a, ref_max = _summarise(reference, {"a": _Want(halves.a, keep)}, geometry, threshold, cfg.chunk_rows)["a"]
+    chunks = reference.n_chunks(cfg.chunk_rows)
+    a, ref_max = _summarise(reference, {"a": _Want(halves.a, keep)}, geometry, threshold, cfg.chunk_rows,
+                            loop(step, "chunks, first pass", chunks))["a"]
     cell_bins = histogram_bins("cell", 0, geometry, threshold, ref_max)
     # the cell spectrum's bins need half A's maximum: a second pass over the reference histograms
     # A's cells (nothing else of A) and summarises B
     second = _summarise(reference, {"a": _Want(halves.a, cell_bins=cell_bins, features=False),
-                                    "b": _Want(halves.b, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows)
+                                    "b": _Want(halves.b, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows,
+                        loop(step, "chunks, second pass", chunks))
     a.cell_hist, b = second["a"][0].cell_hist, second["b"][0]
     step("generated features")
-    g = _summarise(gen, {"g": _Want(halves.gen, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows)["g"][0]
+    g = _summarise(gen, {"g": _Want(halves.gen, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows,
+                   loop(step, "chunks", gen.n_chunks(cfg.chunk_rows)))["g"][0]
     model, extra = _pair(g, a, geometry, threshold, cfg, prefixed(progress, "model vs reference"))
     truth, truth_extra = _pair(b, a, geometry, threshold, cfg, prefixed(progress, "truth vs truth"))
     metrics = {name: MetricValue(name, v, e, *_DEFS[name][:2], truth[name][0], truth[name][1], _DEFS[name][2])

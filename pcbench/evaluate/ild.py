@@ -61,13 +61,13 @@ class ILDSuiteConfig(Profiles):
 
 
 def summarise_points(src: ShowerSource, row_sets: dict[str, np.ndarray], grid: LayeredGrid, threshold: float,
-                     chunk_rows: int, max_cells: int) -> dict[str, dict[str, np.ndarray]]:
+                     chunk_rows: int, max_cells: int, on_chunk=None) -> dict[str, dict[str, np.ndarray]]:
     """Project the source's rows chunk by chunk, in one pass for all ``row_sets``, and keep each
     set's per-shower observables (and up to ``max_cells`` cell energies)."""
     parts: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in row_sets}
     cells: dict[str, list[np.ndarray]] = {k: [] for k in row_sets}
     kept = dict.fromkeys(row_sets, 0)
-    for key, sel, chunk in src.select(row_sets, chunk_rows):
+    for key, sel, chunk in src.select(row_sets, chunk_rows, on_chunk):
         proj = project(chunk.points[sel], grid, chunk.mask[sel], threshold=threshold, output="sparse")
         obs = ild.ild_observables(proj.hits, np.asarray(chunk.incident_energy[sel], np.float64), grid)
         obs["incident_energy"] = np.asarray(chunk.incident_energy[sel], np.float64)
@@ -130,10 +130,11 @@ def ild_suite(gen: ShowerSource, reference: ShowerSource, halves: Halves, grid: 
     threshold = grid.threshold if cfg.threshold_mev is None else cfg.threshold_mev
     step("projecting the reference")
     ref = summarise_points(reference, {"a": halves.a, "b": halves.b}, grid, threshold, cfg.chunk_rows,
-                           cfg.max_cells_kept)
+                           cfg.max_cells_kept, loop(step, "chunks", reference.n_chunks(cfg.chunk_rows)))
     a, b = ref["a"], ref["b"]
     step("projecting the generated showers")
-    g = summarise_points(gen, {"g": halves.gen}, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept)["g"]
+    g = summarise_points(gen, {"g": halves.gen}, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept,
+                         loop(step, "chunks", gen.n_chunks(cfg.chunk_rows)))["g"]
     batch_size = min(cfg.w1_batch_size, halves.n // cfg.w1_batches)
     model, extra = _pair(g, a, cfg, batch_size, prefixed(progress, "model vs reference"))
     truth, truth_extra = _pair(b, a, cfg, batch_size, prefixed(progress, "truth vs truth"))

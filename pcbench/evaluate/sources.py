@@ -4,7 +4,7 @@ incident-energy check that every shower suite makes first."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -72,15 +72,22 @@ class ShowerSource:
                 yield offset + a, formats.read(p, slice(a, min(a + chunk_rows, n)))
             offset += n
 
-    def select(self, row_sets: dict[str, np.ndarray], chunk_rows: int) -> Iterator[tuple[str, np.ndarray, Showers]]:
+    def select(self, row_sets: dict[str, np.ndarray], chunk_rows: int,
+               on_chunk: Callable[[], None] | None = None) -> Iterator[tuple[str, np.ndarray, Showers]]:
         """One pass over the showers for several sets of (sorted) rows: per chunk and set,
         ``(key, positions of the set's rows within the chunk, chunk)``; a file is read once, however
-        many sets it serves."""
+        many sets it serves.  ``on_chunk`` is called after each chunk (progress)."""
         for start, chunk in self.chunks(chunk_rows):
             for key, rows in row_sets.items():
                 sel = rows[(rows >= start) & (rows < start + len(chunk))] - start
                 if len(sel):
                     yield key, sel, chunk
+            if on_chunk is not None:
+                on_chunk()
+
+    def n_chunks(self, chunk_rows: int) -> int:
+        """How many chunks of ``chunk_rows`` a pass reads (files are chunked one by one)."""
+        return sum(-(-n // chunk_rows) for n in self.lengths)
 
 
 @dataclass(frozen=True)
