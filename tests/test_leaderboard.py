@@ -127,6 +127,6 @@ def test_published_rows_are_labelled_and_never_bold(tmp_path):
     rec = record("my-gan", 0.5e-3, reference="jetnet30", jet_type="q")
     [table] = build_tables([rec], read_published())
     md = to_markdown(table)
-    assert "| MP-GAN (published: EPiC-GAN paper (arXiv:2301.08128)) | 0.6 ± 0.2 |" in md
+    assert "| MP gen + MP disc (MPGAN) (published: MP-GAN paper (arXiv:2106.11535)) | 0.6 ± 0.2 |" in md
     assert "| my-gan | **0.5 ± 0.1** |" in md  # the computed row is the best; published rows are never marked
-    assert "EPiC-GAN,published" not in to_csv(table) and "(published: EPiC-GAN paper" in to_csv(table)
+    assert "MPGAN),published" not in to_csv(table) and "(published: MP-GAN paper" in to_csv(table)

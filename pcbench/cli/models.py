@@ -95,8 +95,20 @@ def _train_showers(name, data, data_file, teacher, config_name, sets, device, se
                   highlight=False)
 
 
+class _CheckpointOrRelease(click.Path):
+    """An existing checkpoint file, or a released generator: ``mpgan-release:NAME`` or its folder."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        from ..models.mpgan_release import is_release_spec
+
+        return str(value) if is_release_spec(value) else super().convert(value, param, ctx)
+
+
 @cli.command("sample")
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=_CheckpointOrRelease())
 @click.option("-n", "--num", "n", type=int, default=50_000, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--batch-size", type=int, default=None, help="[default: 1024 jets, 64 showers]")
@@ -110,7 +122,16 @@ def _train_showers(name, data, data_file, teacher, config_name, sets, device, se
               help="Showers: write cells (ILD hits; CaloChallenge voxels) or points [default: points for ILD, "
                    "voxels for CaloChallenge models].")
 def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, off, project):
-    """Sample N jets or showers from a checkpoint into a sample file, with the time per object."""
+    """Sample N jets or showers from a checkpoint into a sample file, with the time per object.
+    CHECKPOINT may also be a released MP-GAN-paper generator: mpgan-release:NAME (fetched into the
+    cache; see `pcbench fetch`) or a folder with its G_best_epoch.pt and args.txt."""
+    if isinstance(checkpoint, str):
+        from ..models.mpgan_release import sample_release
+
+        path, attrs = sample_release(checkpoint, n, output, seed, batch_size, device)
+        console.print(f"[green]wrote[/] {path}: {n} jets from {attrs['model']} (md5 {attrs['weights_md5']}), "
+                      f"{attrs['generation_time_per_object_s'] * 1e6:.1f} us per jet on {device}", highlight=False)
+        return
     payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if payload.get("model") in SHOWER_MODELS:
         from ..evaluate.sources import ShowerSource

@@ -8,6 +8,7 @@ one file (across processes).
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -156,6 +157,13 @@ def _download(url: str, part: Path, opts: FetchOptions, on_progress: ProgressCal
         attempt += 1
 
 
+def _copy_local(src: Path, part: Path) -> None:
+    """Copy a file of a local mirror folder into ``part`` (verified by the caller like a download)."""
+    if not src.is_file():
+        raise FetchError(f"{src}: no such file in the local mirror")
+    shutil.copyfile(src, part)
+
+
 def fetch_file(entry: DatasetEntry, f: FileEntry, cache: Cache | None = None,
                opts: FetchOptions = FetchOptions(), on_progress: ProgressCallback | None = None) -> Path:
     """Download one file into the cache (or verify the cached copy) and return its path.
@@ -181,7 +189,10 @@ def fetch_file(entry: DatasetEntry, f: FileEntry, cache: Cache | None = None,
                 return dest
             dest.unlink()  # a corrupt cached copy is replaced, never used
         url = file_url(f, opts.mirror)
-        _download(url, part, opts, on_progress, entry, f)
+        if "://" not in url:  # a mirror that is a local folder
+            _copy_local(Path(url), part)
+        else:
+            _download(url, part, opts, on_progress, entry, f)
         seen = file_md5(part)
         size = part.stat().st_size
         if md5 is not None and seen != md5:
