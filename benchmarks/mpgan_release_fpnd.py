@@ -76,7 +76,7 @@ def run_generators(cfg: dict[str, Any], root: Path, mirror: str | None, only: se
             if only and name not in only:
                 continue
             for jt in cfg["classes"]:
-                out = root / "records" / f"{name}_{jt}__seed{seed}.json"
+                out = root / "records" / f"{name}_{jt}__n{n}__seed{seed}.json"
                 if not _claim(out):
                     continue
                 folder, source = resolve_release(f"mpgan-release:{name}_{jt}", mirror=mirror)
@@ -133,11 +133,14 @@ def main() -> None:
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the config's)")
     ap.add_argument("--simulated", action="store_true", help="FPND and multiplicity W1 of pcbench simulate jets")
     ap.add_argument("--table", action="store_true", help="write table.md from the records")
+    ap.add_argument("--n", type=int, default=None, help="jets per sample (default: the config's n)")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = yaml.safe_load(a.config.read_text())
     root = a.config.parent
+    if a.n:
+        cfg["n"] = a.n
     if a.table:
         from pcbench.leaderboard.published_table import write_release_table
 
