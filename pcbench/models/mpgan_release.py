@@ -168,10 +168,8 @@ def load_weights(network: nn.Module, state: dict[str, torch.Tensor], where: str)
     unexpected = [k for k in state if k not in own]
     missing = [k for k in own if k not in state]
     if unexpected or missing:
-        parts = ([f"unexpected key {unexpected[0]!r}" + (f" (+{len(unexpected) - 1} more)" if len(unexpected) > 1 else "")]
-                 if unexpected else []) + \
-                ([f"missing key {missing[0]!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")]
-                 if missing else [])
+        parts = [f"{what} key {keys[0]!r}" + (f" (+{len(keys) - 1} more)" if len(keys) > 1 else "")
+                 for what, keys in (("unexpected", unexpected), ("missing", missing)) if keys]
         raise PcbenchError(f"{where}: the weights do not fit the {type(network).__name__} built from args.txt: "
                            + "; ".join(parts))
     for k, v in state.items():
