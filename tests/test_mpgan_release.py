@@ -139,3 +139,29 @@ def test_cli_samples_a_weights_folder_into_a_valid_file_with_its_md5(tmp_path):
     assert jets.attrs["weights_md5"] == MP_Q_MD5 and jets.attrs["seed"] == 2
     assert len(jets) == 20 and np.all(jets.particles[~jets.mask] == 0)
     assert np.all(np.diff(jets.particles[..., 2], axis=1) <= 0)  # sorted by ptrel
+
+
+def test_registry_pins_the_released_files_with_the_specs_md5s():
+    from pcbench.data.registry import default_registry
+
+    entry, files = default_registry().resolve("mpgan-release:mplfc_t")
+    assert entry.kind == "generator-weights" and [f.name for f in files] == ["mplfc_t/G_best_epoch.pt", "mplfc_t/args.txt"]
+    assert files[0].md5 == "c2d0e20bf0b6b01f1955a5fd1d56bdb6"  # spec: published-generators.md
+    assert files[0].url.startswith("https://github.com/rkansal47/MPGAN/raw/a1da9a1a53a492f81b48bebc0dc0a3da3f6b2ee0/")
+    spec = {"fcpnet_g": "8d4291cecb8f1265cf5ae0d08be06e36", "graphcnnpnet_q": "3d358792115da7b64de2d84b380a4829",
+            "mp_t": "5b8114765100010d6818165e66efd4a2", "mplfc_g": "5d1d025ac7499e0f579710d1fdd2d4b8"}
+    assert {k: entry.file(k).md5 for k in spec} == spec
+
+
+def test_the_papers_table_ships_as_labelled_published_rows():
+    from pcbench.leaderboard import read_published
+
+    rows = read_published()
+    mpgan = {b: {r.model: r.values for r in rows[b] if "2106.11535" in r.source} for b in ("jetnet30:g", "jetnet30:q", "jetnet30:t")}
+    assert [len(v) for v in mpgan.values()] == [13, 13, 13]
+    assert mpgan["jetnet30:g"]["FC gen + FC disc"]["w1m"] == (18.3, 0.2)
+    assert mpgan["jetnet30:q"]["MP-LFC gen + MP disc"]["fpnd"] == (0.08, None)
+    assert mpgan["jetnet30:t"]["GraphCNN gen + PointNet disc"]["fpnd"] == (30000.0, None)  # printed "30k"
+    assert mpgan["jetnet30:q"]["GraphCNN gen + PointNet disc"]["w1efp"] == (50000.0, 100000.0)
+    res = CliRunner().invoke(cli, ["published", "jetnet30:q"], terminal_width=250)
+    assert res.exit_code == 0 and "MP gen + MP disc (MPGAN)" in res.output and "0.35" in res.output
