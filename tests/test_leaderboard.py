@@ -216,11 +216,11 @@ def test_published_rows_are_labelled_and_never_bold(tmp_path):
     rec = record("my-gan", 0.5e-3, reference="jetnet30", jet_type="q")
     [table] = build_tables([rec], read_published())
     md = to_markdown(table)
-    assert "| MP-GAN (published: EPiC-GAN paper (arXiv:2301.08128)) | 0.60 ± 0.20 |" in md
+    assert "| MP gen + MP disc (MPGAN) (published: MP-GAN paper (arXiv:2106.11535)) | 0.60 ± 0.20 |" in md
     assert "| my-gan | 0.50 ± 0.10 |" in md  # one computed row: nothing to be best against
     assert not any("**" in line for line in md.splitlines() if "(published:" in line)  # published rows never bold
     assert "Published rows are quoted from their source" in md
-    assert "EPiC-GAN,published" not in to_csv(table) and "(published: EPiC-GAN paper" in to_csv(table)
+    assert "MPGAN),published" not in to_csv(table) and "(published: MP-GAN paper" in to_csv(table)
 
 
 # --- strict JSON, bad records, half-written pairs, killed writes, the demo's folder --------------------------------

@@ -131,8 +131,20 @@ def _train_showers(name, data, data_file, teacher, config_name, config, device, 
     _finish_line("showers", name, config_name, len(showers), path)
 
 
+class _CheckpointOrRelease(click.Path):
+    """An existing checkpoint file, or a released generator: ``mpgan-release:NAME`` or its folder."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        from ..models.mpgan_release import is_release_spec
+
+        return str(value) if is_release_spec(value) else super().convert(value, param, ctx)
+
+
 @cli.command("sample")
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=_CheckpointOrRelease())
 @click.option("-n", "--num", "n", type=click.IntRange(min=1), default=None,
               help="Objects to sample [default: 50000 jets; showers: as many as --energies-from holds].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -147,11 +159,21 @@ def _train_showers(name, data, data_file, teacher, config_name, config, device, 
               help="Showers: write cells (ILD hits; CaloChallenge voxels) or points [default: points for ILD, "
                    "voxels for CaloChallenge models].")
 def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, off, project):
-    """Sample N jets or showers from a checkpoint into a sample file, with the time per object."""
+    """Sample N jets or showers from a checkpoint into a sample file, with the time per object.
+    CHECKPOINT may also be a released MP-GAN-paper generator: mpgan-release:NAME (fetched into the
+    cache; see `pcbench fetch`) or a folder with its G_best_epoch.pt and args.txt."""
     from ..models.base import load_checkpoint_file, unfinished_parts
 
     check_device(device)
     output_file(output, "-o")
+    if isinstance(checkpoint, str):
+        from ..models.mpgan_release import sample_release
+
+        n = n or 50_000
+        path, attrs = sample_release(checkpoint, n, output, seed, batch_size, device)
+        console.print(f"[green]wrote[/] {path}: {n} jets from {attrs['model']} (md5 {attrs['weights_md5']}), "
+                      f"{attrs['generation_time_per_object_s'] * 1e6:.1f} us per jet on {device}", highlight=False)
+        return
     payload = load_checkpoint_file(checkpoint)
     untrained = unfinished_parts(payload)
     if untrained:

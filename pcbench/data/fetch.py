@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -211,6 +212,13 @@ def _download(url: str, part: Path, opts: FetchOptions, on_progress: ProgressCal
         attempt += 1
 
 
+def _copy_local(src: Path, part: Path) -> None:
+    """Copy a file of a local mirror folder into ``part`` (verified by the caller like a download)."""
+    if not src.is_file():
+        raise FetchError(f"{src}: no such file in the local mirror")
+    shutil.copyfile(src, part)
+
+
 def fetch_file(entry: DatasetEntry, f: FileEntry, cache: Cache | None = None,
                opts: FetchOptions = FetchOptions(), on_progress: ProgressCallback | None = None) -> Path:
     """Download one file into the cache (or verify the cached copy) and return its path.
@@ -253,7 +261,10 @@ def fetch_file(entry: DatasetEntry, f: FileEntry, cache: Cache | None = None,
             dest.unlink()  # a corrupt or truncated cached copy is replaced, never used
         if opts.refresh:
             part.unlink(missing_ok=True)  # a refresh starts from zero, not from an old partial file
-        _download(url, part, opts, on_progress, entry, f)
+        if "://" not in url:  # a mirror that is a local folder
+            _copy_local(Path(url), part)
+        else:
+            _download(url, part, opts, on_progress, entry, f)
         seen, got = file_md5(part), part.stat().st_size
         problem = _problem(part, seen, entry, f, md5, origin, size)
         if problem:

@@ -25,8 +25,9 @@ __all__ = [
     "KINDS",
 ]
 
-#: The kinds of data pcbench knows; each has one container and one sample-file schema.
-KINDS = ("jets", "point-showers", "voxel-showers")
+#: The kinds of data pcbench knows; each has one container and one sample-file schema
+#: (``generator-weights``: released generator weights, read by :mod:`pcbench.models.mpgan_release`).
+KINDS = ("jets", "point-showers", "voxel-showers", "generator-weights")
 
 
 @dataclass(frozen=True)
@@ -189,10 +190,11 @@ class Registry:
             raise RegistryError(f"unknown data set {name!r}; known: {known}") from None
 
     def resolve(self, spec: str) -> tuple[DatasetEntry, tuple[FileEntry, ...]]:
-        """Resolve ``NAME`` or ``NAME:KEY`` to its data set and the files it denotes."""
+        """Resolve ``NAME`` or ``NAME:KEY`` to its data set and the files it denotes (``KEY`` also
+        denotes its companion members ``KEY/...``, e.g. a generator's ``args``)."""
         name, _, key = spec.partition(":")
         entry = self.get(name)
-        files = (entry.file(key),) if key else entry.files
+        files = (entry.file(key), *(f for f in entry.files if f.key.startswith(key + "/"))) if key else entry.files
         return entry, files
 
 

@@ -1,6 +1,8 @@
 """Published numbers, shipped with pcbench and always labelled as published: the CaloChallenge
-write-up's tables (arXiv:2410.21611, one row per submission, GEANT4 first) and the CaloClouds II
-paper's ILD table (arXiv:2309.05704).  ``pcbench published NAME`` prints them."""
+write-up's tables (arXiv:2410.21611, one row per submission, GEANT4 first), the CaloClouds II
+paper's ILD table (arXiv:2309.05704) and, for JetNet30 g, q, t (``published_jets.csv``), the MP-GAN
+paper's results table (arXiv:2106.11535, 13 generator + discriminator rows per class) and the
+evaluation paper's gluon FPD/KPD rows (arXiv:2211.10295).  ``pcbench published NAME`` prints them."""
 
 from __future__ import annotations
 
@@ -21,7 +23,14 @@ PUBLISHED = {
     "calochallenge-2": ("calochallenge_ds2.csv", "CaloChallenge write-up, arXiv:2410.21611"),
     "calochallenge-3": ("calochallenge_ds3.csv", "CaloChallenge write-up, arXiv:2410.21611"),
     "ild-photons": ("caloclouds2_ild.csv", "CaloClouds II paper, arXiv:2309.05704 (W1 as printed there, 40,000 showers)"),
+    **{f"jetnet30:{t}": ("../published_jets.csv", "MP-GAN paper arXiv:2106.11535; evaluation paper arXiv:2211.10295")
+       for t in "gqt"},
 }
+
+#: JetNet metrics in the printed units: (csv metric, header)
+_JET_COLUMNS = (("w1m", "W1M x1e3"), ("w1p", "W1P x1e3"), ("w1efp", "W1EFP x1e5"), ("fpnd", "FPND"),
+                ("cov", "COV"), ("mmd", "MMD"), ("fpd", "FPD x1e3"), ("kpd", "KPD x1e3"),
+                ("w1p_ptrel", "W1 ptrel x1e3"))
 
 #: CaloChallenge columns shown by default: (header, column, its std column)
 _CALO_COLUMNS = (("FPD x1e3", "FPD * 1e3", "FPD * 1e3 std"), ("KPD x1e3", "KPD * 1e3", "KPD * 1e3 std"),
@@ -68,6 +77,8 @@ def published_table(name: str) -> PublishedTable:
     if name not in PUBLISHED:
         raise KeyError(f"no published table for {name!r}; known: {', '.join(PUBLISHED)}")
     fname, source = PUBLISHED[name]
+    if name.startswith("jetnet30:"):
+        return _jet_table(name, source)
     text = (resources.files("pcbench.leaderboard") / "published" / fname).read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
     if name == "ild-photons":
@@ -87,3 +98,13 @@ def published_table(name: str) -> PublishedTable:
             cells.append(_fmt(_number(r.get(col, ""), scale), _number(r.get(std, ""), scale) if std else None))
         out.append(cells)
     return PublishedTable(name, source, header, out)
+
+
+def _jet_table(name: str, source: str) -> PublishedTable:
+    """The published JetNet rows of benchmark ``name`` (``jetnet30:g`` ...), one per model and paper."""
+    from .tables import read_published
+
+    rows = read_published().get(name, [])
+    cols = [(m, h) for m, h in _JET_COLUMNS if any(m in r.values for r in rows)]
+    out = [[r.model, r.source] + [_fmt(*r.values[m]) if m in r.values else "-" for m, _ in cols] for r in rows]
+    return PublishedTable(name, source, ["model", "source"] + [h for _, h in cols], out)
