@@ -324,7 +324,7 @@ def test_kill_9_between_the_renames_is_found_and_repaired(tmp_path):
     assert res.exit_code == 0 and "Traceback" not in res.output, res.output
     assert f"repaired: {md} and {csv_path} disagree" in res.output
     assert sorted(p.name for p in out.iterdir()) == ["jetnet30-sim_g.csv", "jetnet30-sim_g.md"]
-    assert "7 ± 0.1" in md.read_text() and "0.007," in csv_path.read_text()
+    assert "7.00 ± 0.10" in md.read_text() and "0.007," in csv_path.read_text()
     md5 = hashlib.md5(csv_path.read_bytes()).hexdigest()
     assert md.read_text().splitlines()[-1] == f"Table data: `jetnet30-sim_g.csv`, md5 {md5}."
     assert pair_problem(md, csv_path) is None

@@ -291,19 +291,22 @@ def resolve_release(spec: str, cache: Any = None, mirror: str | None = None) -> 
 def sample_release(spec: str, n: int, out: str | Path, seed: int = 0, batch_size: int | None = None,
                    device: str = "cpu", cache: Any = None, mirror: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Sample ``n`` jets of a released generator into ``out`` (pcbench jet schema); the file records
-    the weights' md5 and source, the seed and the generation time per jet [s]."""
+    the weights' md5 and source, the seed and the generation time per jet [s] (after a warm-up
+    batch) with the machine it was measured on."""
+    from .._platform import machine
     from ..data import write
-    from ..evaluate import hardware
 
     folder, source = resolve_release(spec, cache, mirror)
     gen = load_release(folder, source, device)
+    generate_jets(gen, min(n, batch_size or _BATCH[gen.family]), seed + 1, batch_size)  # warm-up, not timed
+    hw = machine(device)  # the load average just before the timed run
     t0 = time.perf_counter()
     particles, mask = generate_jets(gen, n, seed, batch_size)
     per_jet = (time.perf_counter() - t0) / max(n, 1)
     attrs = {"model": f"{RELEASE_DATASET}:{folder.name}", "weights_source": source, "weights_md5": gen.md5,
              "checkpoint_md5": gen.md5, "released_args_name": gen.name, "seed": seed,
              "generation_time_per_object_s": per_jet, "generation_batch_size": batch_size or _BATCH[gen.family],
-             "hardware": {**hardware(), "device": device},
+             "hardware": hw,
              "multiplicities": ("drawn with replacement from real JetNet30 (pcbench/data/jetnet30_multiplicities)"
                                 if gen.conditioned else "none: every one of the 30 slots is a particle"),
              "postprocessing": "gen.py: per-class maxima, ptrel shift 0.5, masked slots zeroed, ptrel < 0 set to 0; "
