@@ -7,8 +7,10 @@ that a number reads the same everywhere:
 * **Header**: the quantity in words and its unit or definition (``LABELS``), then the scale,
   e.g. ``W1 of jet m/pT (x10^3)``.
 * **Scale**: one power of ten per column.  The metric's customary scale (the papers': 10^3 for
-  W1M) is kept when the column's largest |value| prints between 0.1 and 1000 with it; otherwise
-  no scale if that does, else the power that brings that value into [1, 1000).
+  W1M) is kept when the column's median |value| prints between 0.1 and 1000 with it; otherwise
+  no scale if that does, else the power that brings the median into [1, 1000).  (The median,
+  not the largest: one wild row prints as a large number instead of pushing every other row
+  to many zeros.)
 * **Value ± error**: the error to two significant digits, the value to the same decimal place,
   in fixed notation (never an exponent in a cell).
 * **Consistent with zero**: a distance (``better == "lower"``: 0 means identical) whose error
@@ -86,15 +88,18 @@ def _finite(values: Iterable[float | None]) -> list[float]:
 
 
 def column_scale(values: Iterable[float | None], customary: float = 1.0) -> float:
-    """The factor to print a column with: ``customary`` if its largest |value| then lies in
-    [0.1, 1000), else 1 if that does, else the power of ten that brings it into [1, 1000)."""
-    vals = _finite(values)
-    top = max(vals, default=0.0)
-    if top == 0.0 or 0.1 <= top * customary < 1000:
+    """The factor to print a column with, chosen on its median |value| (so that one wild row, e.g.
+    an untrained model, does not push every other row to many zeros): ``customary`` if the median
+    then lies in [0.1, 1000), else 1 if it does, else the power of ten that brings it into [1, 1000)."""
+    vals = sorted(v for v in _finite(values) if v > 0)
+    if not vals:
         return customary
-    if 0.1 <= top < 1000:
+    mid = vals[len(vals) // 2]  # the upper median
+    if 0.1 <= mid * customary < 1000:
+        return customary
+    if 0.1 <= mid < 1000:
         return 1.0
-    exp = -math.floor(math.log10(top)) if top < 1 else -(math.floor(math.log10(top)) - 2)
+    exp = -math.floor(math.log10(mid)) if mid < 1 else -(math.floor(math.log10(mid)) - 2)
     return 10.0 ** exp
 
 

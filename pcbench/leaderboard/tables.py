@@ -138,9 +138,9 @@ def _sizes_line(prov: dict[str, Any]) -> str:
     if "w1_samples" not in c:
         return f"{n:,} jets per sample."
     cls = min(c.get("classifier_max_jets", n), n)
-    ref = f" of {prov['reference_rows']:,}" if prov.get("reference_rows") else ""
+    ref = f" ({prov['reference_rows']:,} jets)" if prov.get("reference_rows") else ""
     return (f"Objects per metric ({n:,} jets per sample: each model's first {n:,} generated jets against half A "
-            f"({n:,} jets) of the reference's{ref} jets; the truth row: half B against half A): W1 {c['w1_batches']} batches of "
+            f"({n:,} jets) of the reference{ref}; the truth row: half B against half A): W1 {c['w1_batches']} batches of "
             f"{min(c['w1_samples'], n):,}; FPD fitted over {c['fpd_points']} sizes up to "
             f"{min(c['fpd_max_samples'], n):,}; KPD {c['kpd_batches']} batches of {min(c['kpd_batch_size'], n):,}; "
             f"COV/MMD {c['cov_batches']} batches of {c['cov_samples']}; KL {c['kl_bins']} bins, "
