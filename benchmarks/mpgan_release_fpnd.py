@@ -29,7 +29,7 @@ import torch
 import yaml
 
 from pcbench._io import atomic_path
-from pcbench.evaluate import hardware
+from pcbench._platform import machine
 from pcbench.metrics.fpnd import NUM_SAMPLES, fpnd, fpnd_resources, particlenet_activations
 from pcbench.metrics.frechet import frechet_distance
 from pcbench.models.mpgan_release import generate_jets, jetnet30_multiplicities, load_release, resolve_release
@@ -90,7 +90,7 @@ def run_generators(cfg: dict[str, Any], root: Path, mirror: str | None, only: se
                 _write_json(out, {"fpnd_bootstrap": boot, "generator": name, "jet_type": jt, "seed": seed, "n": n, "fpnd": value,
                                   "generation_s_per_jet": t_gen, "fpnd_s_per_jet": t_fpnd, "weights_md5": gen.md5,
                                   "weights_source": source, "mean_multiplicity": float(mask.sum(1).mean()),
-                                  "hardware": hardware()})
+                                  "hardware": machine()})
                 out.with_suffix(".running").unlink()
                 print(f"{name}_{jt} seed {seed}: FPND {value:.4g} ({t_gen * 1e6:.0f} us/jet generation, "
                       f"{t_fpnd * 1e6:.0f} us/jet FPND)", flush=True)
@@ -121,7 +121,7 @@ def run_simulated(cfg: dict[str, Any], root: Path) -> None:
         _write_json(out, {"jet_type": jt, "n": len(jets), "seed": int(sim["seed"]), "fpnd": value,
                           "w1_multiplicity": float(w1), "mean_multiplicity": float(jets.mask.sum(1).mean()),
                           "real_mean_multiplicity": float(real.mean()), "simulation_s_per_jet": t_sim,
-                          "hardware": hardware()})
+                          "hardware": machine()})
         out.with_suffix(".running").unlink()
         print(f"simulated {jt}: FPND {value:.4g}, W1(multiplicity) {w1:.3g}", flush=True)
 
@@ -197,6 +197,8 @@ def release_table(cfg: dict[str, Any], root: Path) -> str:
     others = [f"{n}_{j}" for n, j, ok, t, _ in verdicts if not t and ok]
     spread = [f"{n}_{j}" for n, j, _, _, close in verdicts if close]
     hw = recs[0]["hardware"] if recs else {}
+    fp = hw.get("fingerprint", {})  # records made with pcbench._platform.machine()
+    hw = {**hw, "processor": hw.get("processor") or fp.get("cpu_model"), "torch": hw.get("torch") or fp.get("torch")}
     lines += ["", f"Target rows (MP+MP, MP-LFC+MP) within {tol['relative']:.0%} + {tol['absolute']} of the printed FPND: "
               f"{', '.join(agree) or 'none'}; outside: {', '.join(disagree) or 'none'}. Other rows within the same "
               f"tolerance: {', '.join(others) or 'none'}. Rows within 2 measured spreads of the printed FPND (|d| <= 2): "
