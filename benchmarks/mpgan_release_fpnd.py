@@ -30,6 +30,7 @@ import yaml
 
 from pcbench._io import atomic_path
 from pcbench._platform import machine
+from pcbench.evaluate.display import fmt_number, fmt_value
 from pcbench.metrics.fpnd import NUM_SAMPLES, fpnd, fpnd_resources, particlenet_activations
 from pcbench.metrics.frechet import frechet_distance
 from pcbench.models.mpgan_release import generate_jets, jetnet30_multiplicities, load_release, resolve_release
@@ -138,10 +139,15 @@ def _printed(jt: str, gen: str, disc: str) -> dict[str, tuple[float, float | Non
     return {}
 
 
+def _as_printed(x: float) -> str:
+    """A number quoted from the paper with the digits it printed, never in exponent notation."""
+    return np.format_float_positional(float(x), trim="-")
+
+
 def _pm(v: tuple[float, float | None] | None) -> str:
     if v is None:
         return "-"
-    return f"{v[0]:.3g}" if v[1] is None else f"{v[0]:.3g} ± {v[1]:.2g}"
+    return _as_printed(v[0]) if v[1] is None else f"{_as_printed(v[0])} ± {_as_printed(v[1])}"
 
 
 def release_table(cfg: dict[str, Any], root: Path) -> str:
@@ -177,8 +183,8 @@ def release_table(cfg: dict[str, Any], root: Path) -> str:
             ok = abs(mean - p) <= tol["relative"] * p + tol["absolute"]
             d = (mean - p) / sd if sd > 0 else float("nan")
             us = np.mean([r["generation_s_per_jet"] for r in mine]) * 1e6
-            lines.append(f"| {jt} | {gen} + {disc} ({name}_{jt}) | {n} | {len(vals)} | {mean:.3g} ± {sd:.2g}{tag} | "
-                         f"{p:.4g} | {d:+.1f} | {'yes' if ok else 'no'} | {_pm(printed.get('w1m'))} | "
+            lines.append(f"| {jt} | {gen} + {disc} ({name}_{jt}) | {n} | {len(vals)} | {fmt_value(mean, sd)}{tag} | "
+                         f"{_as_printed(p)} | {d:+.1f} | {'yes' if ok else 'no'} | {_pm(printed.get('w1m'))} | "
                          f"{_pm(printed.get('w1p'))} | {_pm(printed.get('w1efp'))} | {_pm(printed.get('cov'))} | "
                          f"{_pm(printed.get('mmd'))} | {us:.0f} |")
             verdicts.append((name, jt, ok, name in tol["rows"], abs(d) <= 2))
@@ -188,8 +194,8 @@ def release_table(cfg: dict[str, Any], root: Path) -> str:
                   "| class | N | FPND vs real JetNet | W1(multiplicity) vs real JetNet30 [particles] | mean multiplicity "
                   "(real) | ms/jet simulation |", "|---|---|---|---|---|---|"]
         for r in sims:
-            lines.append(f"| {r['jet_type']} | {r['n']} | {r['fpnd']:.3g} | {r['w1_multiplicity']:.3g} | "
-                         f"{r['mean_multiplicity']:.3g} ({r['real_mean_multiplicity']:.3g}) | "
+            lines.append(f"| {r['jet_type']} | {r['n']} | {fmt_number(r['fpnd'], 3)} | {fmt_number(r['w1_multiplicity'], 3)} | "
+                         f"{fmt_number(r['mean_multiplicity'], 3)} ({fmt_number(r['real_mean_multiplicity'], 3)}) | "
                          f"{r['simulation_s_per_jet'] * 1e3:.0f} |")
     target = [v for v in verdicts if v[3]]
     agree = [f"{n}_{j}" for n, j, ok, _, _ in target if ok]

@@ -40,6 +40,7 @@ def test_scale_text_and_header_name_the_quantity():
     (0.000523, 0.0000412, 1e3, "lower", "0.523 ± 0.041"),   # error to 2 digits, value to its place
     (7.42, 0.29, 1.0, "lower", "7.42 ± 0.29"),
     (1234.5, 56.0, 1.0, "lower", "1234 ± 56"),             # no exponent, ever
+    (9026.0, 5596.0, 1.0, "lower", "9000 ± 5600"),          # a large error: both to its 2nd digit
     (0.0032, 0.042, 1.0, "lower", "< 0.045"),               # the KPD truth row
     (-0.3155, 0.29, 1.0, "lower", "< 0.29"),                # a JSD estimate below zero
     (0.52, 0.04, 1.0, "closer to 0.5", "0.520 ± 0.040"),    # an AUC is not a distance

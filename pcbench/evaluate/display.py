@@ -150,7 +150,9 @@ def fmt_value(value: float | None, error: float | None, scale: float = 1.0, bett
         return fmt_number(v, 4)
     if e == 0:
         return f"{fmt_number(v, 4)} ± 0"
-    d = _decimals(e, 2)
+    d = 1 - math.floor(math.log10(abs(e)))  # the place of the error's second significant digit
+    if d < 0:  # errors of 100 and more: both rounded to that place, printed as integers
+        return f"{round(v, d):.0f} ± {round(e, d):.0f}"
     return f"{v:.{d}f} ± {e:.{d}f}"
 
 
