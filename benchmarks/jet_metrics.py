@@ -110,10 +110,7 @@ def pcbench_side(real: np.ndarray, gen: np.ndarray, with_fpnd: bool, only_fpnd: 
         return [float(np.mean(r[0])), float(np.linalg.norm(r[1]))]
 
     if only_fpnd:
-        from pcbench.metrics import fpnd
-
-        run("fpnd", lambda: [fpnd.fpnd(gen, "g")])
-        return out
+        return fpnd_side(gen, out, run)
     t0 = time.perf_counter()  # W1M, its masses included
     m_r = jet_observables.jet_kinematics(real, mask_r)["mass"]
     m_g = jet_observables.jet_kinematics(gen, mask_g)["mass"]
@@ -130,10 +127,13 @@ def pcbench_side(real: np.ndarray, gen: np.ndarray, with_fpnd: bool, only_fpnd: 
     run("fpd", lambda: list(frechet.fpd(fr, fg)))
     run("kpd", lambda: list(kernel.kpd(fr, fg)))
     run("cov_mmd", lambda: [v[0] for v in emd.cov_mmd(real, gen)])
-    if with_fpnd:
-        from pcbench.metrics import fpnd
+    return fpnd_side(gen, out, run) if with_fpnd else out
 
-        run("fpnd", lambda: [fpnd.fpnd(gen, "g")])
+
+def fpnd_side(gen: np.ndarray, out: dict, run) -> dict:
+    from pcbench.metrics import fpnd
+
+    run("fpnd", lambda: [fpnd.fpnd(gen, "g")])
     return out
 
 
