@@ -40,7 +40,8 @@ def build_cmd(records: tuple[Path, ...], out_dir: Path, published: str) -> None:
     for problem in report.repaired:
         console.print(f"[yellow]repaired[/]: {problem}; rewritten", highlight=False, soft_wrap=True)
     for table, (md, csv_path) in zip(tables, report.written):
-        console.print(f"[green]wrote[/] {md} and {csv_path} ({len(table.records)} models)", highlight=False,
+        n = len(table.records)
+        console.print(f"[green]wrote[/] {md} and {csv_path} ({n} model{'' if n == 1 else 's'})", highlight=False,
                       soft_wrap=True)
 
 
