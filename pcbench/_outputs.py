@@ -30,7 +30,7 @@ def folder_problem(folder: str | os.PathLike[str], create: bool, probe: bool = T
         return f"{folder} is a file, not a folder"
     if not folder.exists():
         if not create:
-            return f"the folder {folder} does not exist"
+            return f"the folder {folder} does not exist; create it first"
         if not folder.parent.is_dir():
             what = "is a file, not a folder" if folder.parent.exists() else "does not exist"
             return f"the parent folder {folder.parent} of {folder} {what}"
@@ -68,6 +68,5 @@ def output_file(path: str | os.PathLike[str], option: str = "-o") -> Path:
         raise OutputError(f"{option} {path}: is a folder, expected a file name")
     problem = folder_problem(path.parent, create=False)
     if problem:
-        raise OutputError(f"{option} {path}: {problem}; create it first" if "does not exist" in problem
-                          else f"{option} {path}: {problem}")
+        raise OutputError(f"{option} {path}: {problem}")
     return path

@@ -82,7 +82,8 @@ class TrainingProgress:
         name, total, unit = self.parts[self.part]
         now = f"{name} {self.done[self.part]}/{total} {unit}"
         later = [f"{n} ({t} {u})" for (n, t, u), d in zip(self.parts[self.part + 1:], self.done[self.part + 1:]) if d < t]
-        status = [now] + ([f"then {', '.join(later)}"] if later else []) + ([self._eta()] if self._eta() else [])
+        eta = self._eta()
+        status = [now] + ([f"then {', '.join(later)}"] if later else []) + ([eta] if eta else [])
         elapsed = self.clock() - self.started
         if self.max_minutes is not None:
             budget = 60 * self.max_minutes

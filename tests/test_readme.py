@@ -19,7 +19,8 @@ def test_ci_runs_the_readme_test_command():
 
 def test_ci_runs_the_suite_in_a_clone_with_nothing_beside_it():
     """.ci/run's steps before the README command make a clone of the checkout with nothing beside it
-    (no ../shared); the tests that once read ../shared pass there, with pcbench imported from the clone."""
+    (no shared data folder); the tests that once read that folder pass there, with pcbench imported from the
+    clone."""
     steps = [ln for ln in ROOT.joinpath(".ci/run").read_text().splitlines() if ln.strip()][:-1]
     where = "import pcbench, pathlib; print('PKG=' + str(pathlib.Path(pcbench.__file__).parents[1]))"
     probe = (f'echo "COPY=$PWD"; echo "BESIDE=$(ls -A ..)"; "{sys.executable}" -c "{where}" && '

@@ -18,20 +18,23 @@ from .data import cache_option
 
 
 
+def _require(data, kinds: type | tuple[type, ...], source: str, trains_on: str):
+    """``data`` if it is of ``kinds``; else one line naming the source and what the model trains on."""
+    if not isinstance(data, kinds):
+        raise IncompatibleError(f"{source}: holds {data.kind}, but {trains_on}")
+    return data
+
+
 def _training_data(data: str | None, data_file: Path | None, cache: Cache):
     """(train, valid, provenance) from a registry name or a file (then split as jetnet does)."""
     if data_file is not None:
-        jets = read(data_file)
-        if not isinstance(jets, JetSet):
-            raise IncompatibleError(f"--data-file {data_file}: holds {jets.kind}, but a jet model trains on "
-                                    "jets (the JetNet layout)")
+        jets = _require(read(data_file), JetSet, f"--data-file {data_file}",
+                        "a jet model trains on jets (the JetNet layout)")
         return (jets.subset(split_indices(len(jets), "train")), jets.subset(split_indices(len(jets), "valid")),
                 {"data_file": str(data_file), "split": "jetnet 70/15/15 seed 42"})
     if data is None:
         raise UsageError("give --data NAME (e.g. jetnet30:g or jetnet30-sim:g) or --data-file FILE")
-    train_jets = load(data, "train", cache)
-    if not isinstance(train_jets, JetSet):
-        raise IncompatibleError(f"--data {data}: holds {train_jets.kind}, but a jet model trains on jets")
+    train_jets = _require(load(data, "train", cache), JetSet, f"--data {data}", "a jet model trains on jets")
     return train_jets, load(data, "valid", cache), {"data": data, "split": "train/valid"}
 
 
@@ -98,7 +101,8 @@ def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, de
     opts = TrainOptions(epochs=epochs if epochs is not None else config["epochs"], out_dir=out_dir, device=device,
                         seed=seed, val_every=val_every, resume=resume, max_minutes=max_minutes, provenance=prov)
     best = train(name, config, train_jets, opts, valid_jets)
-    _finish_line("jets", name, config_name, len(train_jets), out_dir / "last.pt" if (out_dir / "last.pt").exists() else best)
+    last = out_dir / "last.pt"  # it holds the epochs trained against the planned ones
+    _finish_line("jets", name, config_name, len(train_jets), last if last.exists() else best)
 
 
 def _shower_config(name: str, config_name: str, sets: dict):
@@ -118,9 +122,9 @@ def _train_showers(name, data, data_file, teacher, config_name, config, device, 
         showers, prov = load(data, "train", cache), {"data": data, "split": "train"}
     else:
         raise UsageError("give --data NAME (e.g. ild-photons-param) or --data-file FILE")
-    if not isinstance(showers, (ShowerPointSet, VoxelShowerSet)):
-        raise IncompatibleError(f"{name} trains on showers (points, or CaloChallenge voxels turned into points); "
-                                f"{data or data_file} holds {showers.kind}")
+    source = f"--data {data}" if data_file is None else f"--data-file {data_file}"
+    _require(showers, (ShowerPointSet, VoxelShowerSet), source,
+             f"{name} trains on showers (points, or CaloChallenge voxels turned into points)")
     prov["energy_range_mev"] = [float(showers.incident_energy.min()), float(showers.incident_energy.max())]
     prov["parameterised"] = bool(showers.attrs.get("parameterised", False))  # carried into every sample and record
     prov["config_name"] = config_name
@@ -213,7 +217,8 @@ def _timing_note(attrs: dict) -> str:
     """Where and how a generation time was measured: it describes a machine, not only a model."""
     hw = attrs["hardware"]
     load = hw["load"]
-    where = hw.get("gpu", f"{hw['cpu_count']} CPU cores") if hw["device"].startswith("cuda") else f"{hw['cpu_count']} CPU cores"
+    cores = f"{hw['cpu_count']} CPU cores"
+    where = hw.get("gpu", cores) if hw["device"].startswith("cuda") else cores
     note = (f", measured on {hw['device']} ({where}, {hw['torch_threads']} torch threads), batch "
             f"{attrs['generation_batch_size']}, warm-up excluded")
     if load.get("loaded"):
