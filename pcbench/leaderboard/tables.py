@@ -22,7 +22,7 @@ from ..errors import PcbenchError
 from ..evaluate.display import column_scale, error_definition, fmt_number, fmt_value
 from ..evaluate.display import header as display_header
 from ..evaluate.result import EvaluationResult, MetricValue
-from ..models.base import UNTRAINED_MODELS
+from ..models.base import UNTRAINED_MODELS, UNTRAINED_TEXT
 
 __all__ = ["ComparabilityError", "PublishedRow", "Table", "build_tables", "read_published", "to_csv", "to_markdown",
            "table_stem", "COMPARABLE_FIELDS"]
@@ -151,8 +151,7 @@ def _sizes_line(prov: dict[str, Any]) -> str:
 def _model_line(r: EvaluationResult) -> str:
     """A model's footnote: training length, sample checksums, generation time with its machine."""
     prov = r.provenance
-    baseline = "not trained (an empirical baseline fitted to the training data)"
-    training = (prov.get("training") or {}).get("text") or (baseline if r.model in UNTRAINED_MODELS
+    training = (prov.get("training") or {}).get("text") or (UNTRAINED_TEXT if r.model in UNTRAINED_MODELS
                                                             else "training not recorded")
     rows = f"{prov['samples_rows']:,} sampled, " if prov.get("samples_rows") else ""
     parts = [f"- {r.model}: {training}; {rows}samples md5 {prov.get('samples_md5')}"]

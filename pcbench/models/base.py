@@ -227,8 +227,9 @@ def resume_path(out_dir: str | Path, resume: bool) -> Path | None:
     return last
 
 
-#: generators that are fitted, not trained (empirical baselines)
+#: generators that are fitted, not trained (empirical baselines), and how tables describe them
 UNTRAINED_MODELS = ("independent", "shower-baseline")
+UNTRAINED_TEXT = "not trained (an empirical baseline fitted to the training data)"
 
 
 def training_summary(payload: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +238,7 @@ def training_summary(payload: dict[str, Any]) -> dict[str, Any]:
     prov = payload.get("provenance", {})
     config = prov.get("config_name")
     if payload["model"] in UNTRAINED_MODELS:
-        return {"trained": False, "text": "not trained (an empirical baseline fitted to the training data)"}
+        return {"trained": False, "text": UNTRAINED_TEXT}
     out: dict[str, Any] = {"trained": True, "config_name": config}
     if "train_state" in payload:  # shower generators: epochs and steps per part
         st = payload["train_state"]
