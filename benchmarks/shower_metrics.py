@@ -28,7 +28,8 @@ import numpy as np
 from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_showers
 from pcbench.evaluate.calochallenge import CaloSuiteConfig, _summarise, _Want, calochallenge_suite
 from pcbench.evaluate.ild import ILDSuiteConfig, ild_suite
-from pcbench.evaluate.sources import ShowerSource, split_reference
+from pcbench.evaluate.protocol import half_rows
+from pcbench.evaluate.sources import ShowerSource
 from pcbench.geometry import get_geometry
 
 CALO_GROUPS = (("separation powers", ("sep_e_ratio", "sep_e_layer", "sep_ec_eta", "sep_ec_phi", "sep_width_eta",
@@ -60,7 +61,7 @@ def files(name: str, n: int, work: Path, workers: int) -> tuple[Path, Path]:
 def run(name: str, n: int, profile: str, work: Path, workers: int) -> None:
     gen_p, ref_p = files(name, n, work, workers)
     gen, ref = ShowerSource.of(gen_p), ShowerSource.of(ref_p)
-    halves = split_reference(len(gen), len(ref), 42)
+    halves = half_rows(len(gen), len(ref), 42)
     if name == "ild":
         geo, groups = get_geometry("ild-ecal"), ILD_GROUPS
         suite, cfg = ild_suite, ILDSuiteConfig.named(profile)
@@ -68,7 +69,7 @@ def run(name: str, n: int, profile: str, work: Path, workers: int) -> None:
         geo, groups = get_geometry("calochallenge-2" if name == "ds2" else "calochallenge-3"), CALO_GROUPS
         suite, cfg = calochallenge_suite, CaloSuiteConfig.named(profile)
         t = time.perf_counter()
-        _summarise(ref, {"a": _Want(halves.a, keep=1)}, geo, 0.015, cfg.chunk_rows)
+        _summarise(ref, {"a": _Want(halves.ref, keep=1)}, geo, 0.015, cfg.chunk_rows)
         print(f"  {name}: features of {n} showers: {time.perf_counter() - t:.1f} s")
     print(f"{name}: {n} generated vs {n} reference showers ({geo.name}, profile {profile})")
     for label, metrics in groups:

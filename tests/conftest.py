@@ -99,3 +99,10 @@ def file_server() -> Iterator[FileServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch) -> None:
+    """Every test gets its own cache (``$PCBENCH_CACHE``): evaluations write truth rows there, and a
+    test must never read or fill the user's cache.  Tests that pass a cache explicitly still may."""
+    monkeypatch.setenv("PCBENCH_CACHE", str(tmp_path_factory.mktemp("pcbench-cache")))

@@ -47,10 +47,16 @@ def _one_line_error(res, *needles: str) -> str:
     return lines[0]
 
 
+SPLIT = {"mode": "split", "generated_rows": 1000, "reference_rows": 1500, "truth_rows": 1000,
+         "truth_sample": "jetnet30-sim:g, train split"}
+HALVES = {"mode": "halves", "generated_rows": 1000, "reference_rows": 1000, "truth_rows": 1000,
+          "truth_sample": "half B of the reference file"}
+
+
 def record(model: str, w1m: float, **prov_changes) -> EvaluationResult:
     prov = {"reference": "jetnet30-sim:g", "reference_split": "test", "reference_md5": "a" * 32,
             "suite_version": "jets-1", "config": {"profile": "fast"}, "n_jets": 1000, "seed": 42,
-            "pcbench_version": "0.1.0", "samples_md5": "b" * 32, "jet_type": "g"}
+            "pcbench_version": "0.1.0", "samples_md5": "b" * 32, "jet_type": "g", "protocol": SPLIT}
     for k, v in prov_changes.items():
         if k == "profile":
             prov["config"] = {"profile": v}
@@ -68,7 +74,8 @@ def test_records_round_trip(tmp_path):
 
 @pytest.mark.parametrize("field, value", [("reference", "jetnet30:g"), ("reference_split", "valid"),
                                           ("reference_md5", "c" * 32), ("suite_version", "jets-2"),
-                                          ("profile", "full"), ("n_jets", 5000)])
+                                          ("profile", "full"), ("protocol", HALVES),
+                                          ("protocol", {**SPLIT, "generated_rows": 5000})])
 def test_guard_refuses_each_mismatch(field, value):
     records = [record("a", 1e-3), record("b", 2e-3, **{field: value})]
     if field == "reference":  # another reference is another benchmark: two tables, no error
@@ -374,7 +381,7 @@ def test_demo_writes_outside_the_tracked_tree_by_default(tmp_path, monkeypatch):
 def _rec(model: str, metrics: dict[str, tuple[float, float, float, float, float, str]], reference: str = "jetnet30-sim:g"):
     prov = {"reference": reference, "reference_split": "test", "reference_md5": "a" * 32, "suite_version": "jets-1",
             "config": {"profile": "fast"}, "n_jets": 1000, "seed": 42, "pcbench_version": "0.1.0",
-            "samples_md5": "b" * 32, "jet_type": "g"}
+            "samples_md5": "b" * 32, "jet_type": "g", "protocol": SPLIT}
     return EvaluationResult("jets", model, {n: MetricValue(n, v, e, n, sc, t, te, b)
                                             for n, (v, e, sc, t, te, b) in metrics.items()}, prov)
 
@@ -400,7 +407,9 @@ def test_headers_scales_bounds_and_bold_only_beyond_errors():
     assert "e+" not in md and "e-0" not in md
     assert "not better than truth" in md and "FPND is a distance to the real JetNet30" in md
     assert "Errors: kl_mass: std over bootstraps" in md and "Published rows" not in md
-    assert "1,000 jets per sample." in md
+    assert ("Protocol: the papers' (each model's 1,000 generated jets against the whole reference split, 1,500 jets; "
+            "the truth row: 1,000 jets of jetnet30-sim:g, train split, disjoint from the reference, against the same "
+            "reference).") in " ".join(md.split())
 
 
 def test_the_demo_keeps_its_simulated_jets_in_the_cache_and_never_replaces_another_set(tmp_path, monkeypatch):

@@ -173,8 +173,9 @@ def test_calochallenge_suite_end_to_end_is_reproducible_and_streams(shower_files
     from pcbench.evaluate.calochallenge import CaloSuiteConfig
     small = dataclasses.replace(CaloSuiteConfig.named("fast"), chunk_rows=37, metrics=metrics)
     from pcbench.evaluate.calochallenge import calochallenge_suite
-    from pcbench.evaluate.sources import ShowerSource, split_reference
-    halves = split_reference(200, 500, 42)
+    from pcbench.evaluate.protocol import half_rows
+    from pcbench.evaluate.sources import ShowerSource
+    halves = half_rows(200, 500, 42)
     r2, _, _ = calochallenge_suite(ShowerSource.of(f["cc_gen"]), ShowerSource.of(f["cc_ref"]), halves,
                                    get_geometry("calochallenge-2"), small)
     for k, m in r1.metrics.items():  # other chunks: the same up to BLAS blocking in the last bits
@@ -189,7 +190,8 @@ def test_ild_suite_cli_prints_the_table_with_truth(shower_files, tmp_path):
                                    "--out", str(tmp_path), "--metrics", "w1_n_hits,w1_e_ratio,w1_e_long,w1_e_radial,w1_cog_y"])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())  # the terminal wraps at 80 columns
-    assert "w1_e_radial" in text and "PARAMETERISED" in text and "200 showers per sample on ild-ecal" in text
+    assert "w1_e_radial" in text and "PARAMETERISED" in text and "200 generated showers on ild-ecal" in text
+    assert "Protocol: halves of one reference file (not the papers' protocol)" in text
     rec = json.loads((tmp_path / "ild_gen.json").read_text())
     assert rec["provenance"]["w1_batch_size"] == 40 and rec["metrics"]["w1_e_long"]["truth"] is not None
 

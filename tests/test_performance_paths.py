@@ -75,7 +75,7 @@ def test_evaluate_checks_the_device_and_hands_it_to_the_suite(tmp_path, monkeypa
         evaluate_mod.evaluate(path, str(path), device="gpu")
     seen = []
 
-    def suite(gen, ref, cfg, jet_type, progress):
+    def suite(gen, ref, cfg, jet_type, progress, *truth):
         seen.append(cfg.device)
         raise UsageError("stop")
 

@@ -20,8 +20,8 @@ def render(result: EvaluationResult) -> Table:
     from ..evaluate.display import column_scale, fmt_value, label, scale_text
 
     prov = result.provenance
-    objects = "jets" if result.kind == "jets" else "showers"
-    size = f"{prov.get('n_jets', prov.get('n_showers'))} {objects} per sample"
+    objects = objects_of(result)
+    size = f"{prov.get('n_jets', prov.get('n_showers'))} generated {objects}"
     if objects == "showers":
         size += f" on {prov.get('geometry')}"
     label_param = " [PARAMETERISED showers, not Geant4]" if prov.get("samples_parameterised") else ""
@@ -35,6 +35,11 @@ def render(result: EvaluationResult) -> Table:
         table.add_row(escape(f"{label(m.name)} [{m.name}]"), scale_text(scale), fmt_value(m.value, m.error, scale, m.better),
                       fmt_value(m.truth, m.truth_error, scale, m.better))
     return table
+
+
+def objects_of(result: EvaluationResult) -> str:
+    """What the record's rows count: jets or showers."""
+    return "jets" if result.kind == "jets" else "showers"
 
 
 def legend(result: EvaluationResult) -> str:
@@ -58,20 +63,29 @@ def legend(result: EvaluationResult) -> str:
               help="Jets: their class, where neither file says it (FPND needs g, q or t).")
 @click.option("--device", default="cpu", show_default=True,
               help="torch device of the networks (FPND, classifiers) and EFPs: cpu, cuda or cuda:N.")
+@click.option("--truth", default="auto", show_default=True, metavar="auto|halves|FILE",
+              help="The truth row's sample: auto = a registered reference's training split (the papers' protocol: "
+                   "every generated object against the whole test split) or, for a reference file, its halves; "
+                   "halves; or a FILE disjoint from the reference (e.g. the CaloChallenge's other file).")
 @cache_option
 def evaluate_cmd(samples: Path, reference: str, model_name: str | None, out_dir: Path, profile: str,
                  plots: bool, metrics: str, energy_check: str, jet_type: str | None, device: str,
-                 cache_dir: Path | None) -> None:
+                 truth: str, cache_dir: Path | None) -> None:
     """Validate SAMPLES, run its metric suite against the reference, print and record the results."""
     from .._outputs import output_dir
     from ..evaluate.log import StageLog
+    from ..evaluate.protocol import protocol_text
 
     out_dir = output_dir(out_dir)
     with StageLog(out_dir / f"{samples.stem}.evaluate.log", console, f"evaluate {samples} --reference {reference}") as log:
         result = evaluate(samples, reference, model_name, profile, Cache(cache_dir), out_dir, progress=log,
                           plots=plots, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
-                          energy_check=energy_check == "on", jet_type=jet_type, device=device)
+                          energy_check=energy_check == "on", jet_type=jet_type, device=device,
+                          truth=truth)
     console.print(render(result))
+    console.print(protocol_text(result.provenance.get("protocol"), objects_of(result))
+                  + (" The truth row was read from the cache (same reference, truth sample and settings)."
+                     if result.provenance.get("truth_row_cached") else ""), highlight=False, markup=False)
     console.print("values are mean ± error over batches, folds or bootstraps, printed times the scale; "
                   "'< b': a distance consistent with zero (estimate + error below b); definitions:\n" + legend(result),
                   highlight=False, markup=False)

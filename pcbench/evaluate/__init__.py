@@ -19,7 +19,7 @@ from ..data.containers import VoxelShowerSet
 from ..data.formats import data_md5, read_attrs
 from ..errors import FormatError, IncompatibleError, UsageError
 from .jets import JetSuiteConfig, infer_jet_type, jet_suite
-from .reference import load_reference, reference_source
+from .reference import _file_info, load_reference, reference_source, truth_split
 from .result import EvaluationResult, MetricValue
 
 __all__ = ["evaluate", "EvaluationResult", "MetricValue", "JetSuiteConfig"]
@@ -29,7 +29,7 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
              profile: str = "full", cache: Cache | None = None, out_dir: str | os.PathLike[str] | None = None,
              progress: Callable[[str], None] | None = None, plots: bool = False,
              metrics: tuple[str, ...] = (), energy_check: bool = True,
-             jet_type: str | None = None, device: str = "cpu") -> EvaluationResult:
+             jet_type: str | None = None, device: str = "cpu", truth: str = "auto") -> EvaluationResult:
     """Evaluate a sample file against a reference (registry name: its test split; or a file).
 
     The file is validated first (every problem is reported); the suite of its kind runs with the
@@ -44,6 +44,13 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     (``energy_check``).  ``jet_type`` (g, q, t, w, z) names the jets' class where neither file
     says it (FPND needs it).  ``device`` ("cpu", "cuda", "cuda:N") runs the networks (FPND, the
     classifiers) and the EFPs there; values agree with the CPU's to float32 rounding.
+
+    ``truth`` chooses the truth row's sample (``protocol.py``): ``auto`` takes, for a registered
+    reference, its training split (files) and compares every generated object with the whole test
+    split (the papers' protocol), and for a reference file the file's halves; ``halves`` forces
+    the halves; a file path is a disjoint truth sample for a reference file (e.g. the
+    CaloChallenge's other file).  The truth row is kept in the cache (``truth-rows/``), keyed by
+    the checksums and settings, so later models against the same reference reuse it.
     """
     samples = Path(samples)
     if out_dir is not None:
@@ -57,22 +64,35 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     if not report.ok:
         raise FormatError(f"{samples} is not a valid sample file ({len(report.problems)} problem(s); `pcbench validate` "
                           "lists them): " + "; ".join(str(p) for p in report.problems))
+    truth_file = _truth_file(truth, reference)
+    cache = cache or Cache()
     if report.kind in ("voxel-showers", "point-showers"):
         return _evaluate_showers(samples, report.kind, reference, model, profile, cache, out_dir, progress, plots,
-                                 metrics, energy_check, device)
+                                 metrics, energy_check, device, truth, truth_file)
     cfg = JetSuiteConfig.named(profile, metrics=tuple(metrics), device=device)
     gen = read(samples)
     ref, ref_info = load_reference(reference, cache)
     if type(gen) is not type(ref):
         raise IncompatibleError(f"{samples} holds {report.kind}, but the reference {reference} holds "
                                 f"{ref.kind}: evaluate against a reference of the same kind")
+    truth_set, truth_info = None, {}
+    split = truth_split(reference, truth)
+    if split is not None:
+        truth_set, truth_info = load_reference(split[0], cache, split[1])
+    elif truth_file is not None:
+        truth_set, truth_info = read(truth_file), _file_info(truth_file)
+        if type(truth_set) is not type(ref):
+            raise IncompatibleError(f"--truth {truth_file} holds {truth_set.kind}, the reference {reference} {ref.kind}")
     jet_type = jet_type or infer_jet_type(ref, gen)
+    store = _store(cache, ref_info, truth_info)
     try:
-        values, settings, samples_used = jet_suite(gen, ref, cfg, jet_type, progress)
+        values, settings, samples_used = jet_suite(gen, ref, cfg, jet_type, progress, truth_set,
+                                                   _truth_name(truth_info), store)
     except IncompatibleError as exc:
         raise IncompatibleError(f"{samples} against {reference}: {exc}") from None
     result = _record(samples, report.kind or "jets", model or gen.attrs.get("model") or samples.stem, values,
-                     {**ref_info, **settings, "seed": cfg.seed, "reference_rows": len(ref)}, gen.attrs, len(gen),
+                     {**ref_info, **_truth_provenance(truth_info), **settings, "seed": cfg.seed,
+                      "reference_rows": len(ref), "truth_row_cached": store.hits > 0}, gen.attrs, len(gen),
                      ref.attrs)
     if out_dir is not None:
         path = result.write(Path(out_dir) / f"{_safe(result.model)}.json")
@@ -82,6 +102,42 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
             figures = jet_plots(samples_used["gen"], samples_used["real"], path.with_suffix("").parent / f"{path.stem}_plots", result)
             html_report(result, figures, path.with_suffix(".html"))
     return result
+
+
+def _truth_file(truth: str, reference: str) -> Path | None:
+    """``--truth``: auto, halves, or a file (checked here: it must exist and be a valid data file)."""
+    if truth in ("auto", "halves"):
+        return None
+    path = Path(truth)
+    if not path.is_file():
+        raise UsageError(f"--truth {truth!r}: expected auto, halves or an existing HDF5 file (a real sample disjoint "
+                         "from the reference)")
+    report = validate_file(path)
+    if not report.ok:
+        raise FormatError(f"--truth {path} is not a valid data file: " + "; ".join(str(p) for p in report.problems))
+    return path
+
+
+def _truth_name(info: dict[str, Any]) -> str:
+    """How footers name the truth sample: 'jetnet30:g train split', 'file dataset_2_1.hdf5'."""
+    if not info:
+        return "half B of the reference file"
+    if info["reference_split"] == "file":
+        return f"the file {Path(info['reference']).name}"
+    return f"{info['reference']} {info['reference_split']} split"
+
+
+def _truth_provenance(info: dict[str, Any]) -> dict[str, Any]:
+    return {f"truth_{k.removeprefix('reference_')}" if k != "reference" else "truth": v for k, v in info.items()}
+
+
+def _store(cache: Cache, ref_info: dict[str, Any], truth_info: dict[str, Any]):
+    """Where the truth row is kept: the cache's ``truth-rows/``, keyed by both samples' checksums."""
+    from .truth_cache import TruthStore
+
+    identity = {"reference": ref_info.get("reference_md5"), "reference_split": ref_info.get("reference_split"),
+                "truth": truth_info.get("reference_md5"), "truth_split": truth_info.get("reference_split")}
+    return TruthStore(cache.root / "truth-rows", identity)
 
 
 def _safe(name: str) -> str:
@@ -153,38 +209,52 @@ def _shared_geometry(samples: Path, attrs: dict[str, Any], kind: str, reference:
 
 def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | None, profile: str, cache: Cache | None,
                       out_dir: str | os.PathLike[str] | None, progress: Callable[[str], None] | None, plots: bool,
-                      metrics: tuple[str, ...], energy_check: bool, device: str = "cpu") -> EvaluationResult:
+                      metrics: tuple[str, ...], energy_check: bool, device: str = "cpu", truth: str = "auto",
+                      truth_file: Path | None = None) -> EvaluationResult:
     """The CaloChallenge suite for voxel showers, the ILD suite for point showers."""
     from ..geometry import get_geometry
-    from .sources import ShowerSource, check_incident_energies, split_reference
+    from .protocol import half_rows, split_rows
+    from .sources import ShowerSource, check_incident_energies
 
     attrs = read_attrs(samples)
     gen = ShowerSource.of(samples)
     ref, ref_info, ref_geometry = reference_source(reference, cache)
+    truth_src, truth_info = None, {}
+    split = truth_split(reference, truth)
+    if split is not None:
+        truth_src, truth_info, _ = reference_source(split[0], cache, split[1])
+    elif truth_file is not None:
+        truth_src, truth_info = ShowerSource.of(truth_file), _file_info(truth_file)
     first = next(ref.chunks(1))[1]
     if (kind == "voxel-showers") != isinstance(first, VoxelShowerSet):
         raise IncompatibleError(f"{samples} holds {kind}, but the reference {reference} holds "
                                 f"{first.kind}: evaluate against a reference of the same kind")
     geometry = get_geometry(_shared_geometry(samples, attrs, kind, reference, first, ref_geometry))
-    halves = split_reference(len(gen), len(ref), seed=42)
+    if truth_file is not None:
+        truth_kind = validate_file(truth_file).kind
+        if truth_kind != kind:
+            raise IncompatibleError(f"--truth {truth_file} holds {truth_kind}, but {samples} holds {kind}: the truth "
+                                    "sample must be of the reference's kind")
+        _shared_geometry(truth_file, read_attrs(truth_file), kind, reference, first, ref_geometry)
+    if kind == "voxel-showers":
+        from .calochallenge import CaloSuiteConfig as Config, calochallenge_suite as suite
+    else:
+        from .ild import ILDSuiteConfig as Config, ild_suite as suite  # type: ignore[assignment]
+    cfg = Config.named(profile, metrics=tuple(metrics), device=device)
+    try:
+        rows = (half_rows(len(gen), len(ref), cfg.seed, objects="showers") if truth_src is None else
+                split_rows(len(gen), len(ref), len(truth_src), cfg.seed, _truth_name(truth_info), objects="showers"))
+    except IncompatibleError as exc:
+        raise IncompatibleError(f"{samples} against {reference}: {exc}") from None
     energy = {"energy_check": "off"}
     if energy_check:
-        energy = check_incident_energies(gen.incident_energies()[halves.gen], ref.incident_energies()[halves.a],
+        energy = check_incident_energies(gen.incident_energies()[rows.gen], ref.incident_energies()[rows.ref],
                                          str(samples))
-    if kind == "voxel-showers":
-        from .calochallenge import CaloSuiteConfig, calochallenge_suite
-
-        ccfg = CaloSuiteConfig.named(profile, metrics=tuple(metrics), device=device)
-        values, settings, used = calochallenge_suite(gen, ref, halves, geometry, ccfg, progress)
-        seed = ccfg.seed
-    else:
-        from .ild import ILDSuiteConfig, ild_suite
-
-        icfg = ILDSuiteConfig.named(profile, metrics=tuple(metrics), device=device)
-        values, settings, used = ild_suite(gen, ref, halves, geometry, icfg, progress)
-        seed = icfg.seed
+    store = _store(cache, ref_info, truth_info)
+    values, settings, used = suite(gen, ref, rows, geometry, cfg, progress, truth_src, store)
     result = _record(samples, kind, model or attrs.get("model") or samples.stem, values,
-                     {**ref_info, **settings, **energy, "seed": seed, "reference_rows": len(ref)}, attrs, len(gen),
+                     {**ref_info, **_truth_provenance(truth_info), **settings, **energy, "seed": cfg.seed,
+                      "reference_rows": len(ref), "truth_row_cached": store.hits > 0}, attrs, len(gen),
                      first.attrs)
     if out_dir is not None:
         path = result.write(Path(out_dir) / f"{_safe(result.model)}.json")

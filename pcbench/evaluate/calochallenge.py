@@ -25,7 +25,9 @@ from ..metrics.prdc import prdc
 from ..metrics.separation import separation_power_counts, separation_power_samples
 from .log import loop, prefixed
 from .result import MetricValue
-from .sources import Halves, ShowerSource
+from .protocol import Rows
+from .sources import ShowerSource
+from .truth_cache import TruthStore, rows_digest
 
 __all__ = ["CALO_SUITE_VERSION", "CaloSuiteConfig", "calochallenge_suite", "histogram_bins"]
 
@@ -233,35 +235,47 @@ def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshol
     return out, extra
 
 
-def calochallenge_suite(gen: ShowerSource, reference: ShowerSource, halves: Halves, geometry: CylindricalGeometry,
+def calochallenge_suite(gen: ShowerSource, reference: ShowerSource, rows: Rows, geometry: CylindricalGeometry,
                         cfg: CaloSuiteConfig = CaloSuiteConfig(), progress: Callable[[str], None] | None = None,
+                        truth: ShowerSource | None = None, store: TruthStore | None = None,
                         ) -> tuple[dict[str, MetricValue], dict[str, Any], dict[str, Any]]:
-    """Run the suite: generated rows ``halves.gen`` vs reference half A, and B vs A (truth).
+    """Run the suite: generated rows ``rows.gen`` against reference rows ``rows.ref`` (the model
+    row), and the truth rows ``rows.truth`` against the same reference rows (the truth row).
 
-    Returns the metrics, the settings used, and the summaries (``gen``, ``real``) for plots.
+    The truth rows are in ``truth`` (a disjoint file: the papers' protocol), else in the reference
+    itself (its other half).  ``store`` keeps the truth row on disk.  Returns the metrics, the
+    settings used, and the summaries (``gen``, ``real``) for plots.
     """
     step = progress or (lambda _m: None)
     threshold = calo_features.THRESHOLDS_MEV.get(geometry.name, 0.0)
     keep = max(10, cfg.lowlevel_values // geometry.n_voxels)
     step("reference features")
     chunks = reference.n_chunks(cfg.chunk_rows)
-    a, ref_max = _summarise(reference, {"a": _Want(halves.a, keep)}, geometry, threshold, cfg.chunk_rows,
+    a, ref_max = _summarise(reference, {"a": _Want(rows.ref, keep)}, geometry, threshold, cfg.chunk_rows,
                             loop(step, "chunks, first pass", chunks))["a"]
     cell_bins = histogram_bins("cell", 0, geometry, threshold, ref_max)
-    # the cell spectrum's bins need half A's maximum: a second pass over the reference histograms
-    # A's cells (nothing else of A) and summarises B
-    second = _summarise(reference, {"a": _Want(halves.a, cell_bins=cell_bins, features=False),
-                                    "b": _Want(halves.b, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows,
-                        loop(step, "chunks, second pass", chunks))
-    a.cell_hist, b = second["a"][0].cell_hist, second["b"][0]
+    # the cell spectrum's bins need the reference's maximum: a second pass histograms its cells
+    a.cell_hist = _summarise(reference, {"a": _Want(rows.ref, cell_bins=cell_bins, features=False)}, geometry,
+                             threshold, cfg.chunk_rows, loop(step, "chunks, second pass", chunks))["a"][0].cell_hist
     step("generated features")
-    g = _summarise(gen, {"g": _Want(halves.gen, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows,
+    g = _summarise(gen, {"g": _Want(rows.gen, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows,
                    loop(step, "chunks", gen.n_chunks(cfg.chunk_rows)))["g"][0]
     model, extra = _pair(g, a, geometry, threshold, cfg, prefixed(progress, "model vs reference"))
-    truth, truth_extra = _pair(b, a, geometry, threshold, cfg, prefixed(progress, "truth vs truth"))
-    metrics = {name: MetricValue(name, v, e, *_DEFS[name][:2], truth[name][0], truth[name][1], _DEFS[name][2])
-               for name, (v, e) in model.items()}
-    settings = {"suite_version": CALO_SUITE_VERSION, "n_showers": halves.n, "geometry": geometry.name,
-                "threshold_mev": threshold, "lowlevel_showers": int(min(len(a.voxels), len(g.voxels))),
+
+    def truth_row() -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
+        src = truth or reference
+        step("truth-sample features")
+        b = _summarise(src, {"b": _Want(rows.truth, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows,
+                       loop(step, "chunks", src.n_chunks(cfg.chunk_rows)))["b"][0]
+        return _pair(b, a, geometry, threshold, cfg, prefixed(progress, "truth vs truth"))
+
+    key = {"suite_version": CALO_SUITE_VERSION, "config": asdict(cfg), "geometry": geometry.name,
+           "protocol": rows.protocol(), "rows": [rows_digest(rows.ref), rows_digest(rows.truth)]}
+    truth_values, truth_extra = (store or TruthStore(None)).get_or_compute(key, truth_row)
+    metrics = {name: MetricValue(name, v, e, *_DEFS[name][:2], truth_values[name][0], truth_values[name][1],
+                                 _DEFS[name][2]) for name, (v, e) in model.items()}
+    settings = {"suite_version": CALO_SUITE_VERSION, "n_showers": rows.n, "geometry": geometry.name,
+                "protocol": rows.protocol(), "threshold_mev": threshold,
+                "lowlevel_showers": int(min(len(a.voxels), len(g.voxels))),
                 "classifier": cfg.classifier, "config": asdict(cfg), "details": extra, "truth_details": truth_extra}
     return metrics, settings, {"gen": g, "real": a, "cell_bins": cell_bins, "threshold": threshold}

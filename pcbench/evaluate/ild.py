@@ -17,7 +17,9 @@ from ..metrics import ild_observables as ild
 from ..metrics.dnn_classifier import DNNSettings, dnn_classifier_test
 from .log import loop, prefixed
 from .result import MetricValue
-from .sources import Halves, ShowerSource
+from .protocol import Rows
+from .sources import ShowerSource
+from .truth_cache import TruthStore, rows_digest
 
 __all__ = ["ILD_SUITE_VERSION", "ILDSuiteConfig", "ild_suite", "summarise_points"]
 
@@ -122,29 +124,44 @@ def _pair(gen: dict[str, np.ndarray], real: dict[str, np.ndarray], cfg: ILDSuite
     return out, extra
 
 
-def ild_suite(gen: ShowerSource, reference: ShowerSource, halves: Halves, grid: LayeredGrid,
+def ild_suite(gen: ShowerSource, reference: ShowerSource, rows: Rows, grid: LayeredGrid,
               cfg: ILDSuiteConfig = ILDSuiteConfig(), progress: Callable[[str], None] | None = None,
+              truth: ShowerSource | None = None, store: TruthStore | None = None,
               ) -> tuple[dict[str, MetricValue], dict[str, Any], dict[str, Any]]:
-    """Run the suite: generated rows vs reference half A, and B vs A (truth-vs-truth)."""
+    """Run the suite: generated rows against the reference rows (the model row), and the truth
+    rows (in ``truth``, a disjoint file, else in the reference: its other half) against the same
+    reference rows (the truth row); ``store`` keeps the truth row on disk."""
     step = progress or (lambda _m: None)
     threshold = grid.threshold if cfg.threshold_mev is None else cfg.threshold_mev
     step("projecting the reference")
-    ref = summarise_points(reference, {"a": halves.a, "b": halves.b}, grid, threshold, cfg.chunk_rows,
-                           cfg.max_cells_kept, loop(step, "chunks", reference.n_chunks(cfg.chunk_rows)))
-    a, b = ref["a"], ref["b"]
+    a = summarise_points(reference, {"a": rows.ref}, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept,
+                         loop(step, "chunks", reference.n_chunks(cfg.chunk_rows)))["a"]
     step("projecting the generated showers")
-    g = summarise_points(gen, {"g": halves.gen}, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept,
+    g = summarise_points(gen, {"g": rows.gen}, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept,
                          loop(step, "chunks", gen.n_chunks(cfg.chunk_rows)))["g"]
-    batch_size = min(cfg.w1_batch_size, halves.n // cfg.w1_batches)
+    # the CaloClouds II batches (5 x 10,000), cut to fit the smallest sample
+    batch_size = min(cfg.w1_batch_size, min(len(rows.gen), len(rows.ref), len(rows.truth)) // cfg.w1_batches)
     model, extra = _pair(g, a, cfg, batch_size, prefixed(progress, "model vs reference"))
-    truth, truth_extra = _pair(b, a, cfg, batch_size, prefixed(progress, "truth vs truth"))
+
+    def truth_row() -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
+        src = truth or reference
+        step("projecting the truth sample")
+        b = summarise_points(src, {"b": rows.truth}, grid, threshold, cfg.chunk_rows, cfg.max_cells_kept,
+                             loop(step, "chunks", src.n_chunks(cfg.chunk_rows)))["b"]
+        return _pair(b, a, cfg, batch_size, prefixed(progress, "truth vs truth"))
+
+    key = {"suite_version": ILD_SUITE_VERSION, "config": asdict(cfg), "geometry": grid.name, "batch_size": batch_size,
+           "protocol": rows.protocol(), "rows": [rows_digest(rows.ref), rows_digest(rows.truth)]}
+    truth_values, truth_extra = (store or TruthStore(None)).get_or_compute(key, truth_row)
     defs = {**_DEFS, "auc_high": "DNN classifier AUC on log10 E_inc and the 25 per-shower observables (calibrated)",
             "jsd_high": "DNN classifier JSD = (ln 2 - BCE) / ln 2 on the same inputs (calibrated)"}
     metrics = {}
     for name, (v, e) in model.items():
         scale, better = (1e3, "lower") if name.startswith("w1_") else (1.0, "closer to 0.5" if name == "auc_high" else "lower")
-        metrics[name] = MetricValue(name, v, e, defs[name], scale, truth[name][0], truth[name][1], better)
-    settings = {"suite_version": ILD_SUITE_VERSION, "n_showers": halves.n, "geometry": grid.name,
+        metrics[name] = MetricValue(name, v, e, defs[name], scale, truth_values[name][0], truth_values[name][1],
+                                    better)
+    settings = {"suite_version": ILD_SUITE_VERSION, "n_showers": rows.n, "geometry": grid.name,
+                "protocol": rows.protocol(),
                 "threshold_mev": threshold, "w1_batches": cfg.w1_batches, "w1_batch_size": batch_size,
                 "normalisation": cfg.normalisation, "classifier": cfg.classifier, "config": asdict(cfg),
                 "details": extra, "truth_details": truth_extra,

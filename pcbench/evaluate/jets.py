@@ -1,8 +1,8 @@
 """The jet metric suite: the JetNet papers' metrics, substructure and classifiers, with errors.
 
-Every metric is computed twice with the same settings: generated vs real sample A, and real
-sample B vs real sample A (A, B disjoint halves of the reference, of the generated sample's size),
-the truth-vs-truth value that shows what "perfect" looks like.
+Every metric is computed twice with the same settings: the generated jets against the reference
+(the model row), and a disjoint real sample against the same reference (the truth row, what
+"perfect" looks like); which samples, at which sizes, is the protocol (``protocol.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from ..data import JET_TYPES, JetSet
 from ..metrics import classifier, divergence, emd, frechet, jet_observables, kernel, wasserstein
 from ..errors import IncompatibleError, MetricError
 from .log import loop, prefixed
+from .protocol import half_rows, split_rows
 from .result import MetricValue
+from .truth_cache import TruthStore, rows_digest
 
 __all__ = ["JET_SUITE_VERSION", "MIN_JETS", "JetSuiteConfig", "jet_features", "jet_suite", "infer_jet_type",
            "fpnd_unavailable"]
@@ -160,40 +162,55 @@ def _pair(gen: JetSet, gf: dict[str, np.ndarray], real: JetSet, rf: dict[str, np
 
 def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConfig(),
               jet_type: str | None = None, progress: Callable[[str], None] | None = None,
+              truth: JetSet | None = None, truth_from: str = "a disjoint sample",
+              store: TruthStore | None = None,
               ) -> tuple[dict[str, MetricValue], dict[str, Any], dict[str, Any]]:
-    """Run the suite; returns the metrics, the settings actually used (sizes, seeds, config), and
-    the samples compared with their features (``gen``, ``real``: (JetSet, features)) for plots.
+    """Run the suite; returns the metrics, the settings actually used (sizes, seeds, config, the
+    protocol), and the samples compared with their features (``gen``, ``real``: (JetSet,
+    features)) for plots.
 
-    The reference is split (``default_rng(seed)`` permutation) into disjoint halves A and B of
-    n = min(len(gen), len(reference) // 2) jets; the first n generated jets are compared to A, and
-    B to A for the truth-vs-truth column.
+    With ``truth`` (a disjoint real sample, e.g. another split: the papers' protocol) every
+    generated jet is compared with the whole ``reference`` and the truth row is
+    min(N_gen, N_truth) jets of ``truth`` against the same reference; without it the reference is
+    cut into halves (``protocol.half_rows``).  ``store`` keeps the truth row on disk.
     """
-    if gen.num_particles != reference.num_particles:
+    if gen.num_particles != reference.num_particles or (truth is not None and truth.num_particles != reference.num_particles):
         raise IncompatibleError(f"the generated jets have {gen.num_particles} particle slots, the reference "
-                                f"{reference.num_particles}: evaluate against the data set with the same particle "
-                                "count (jetnet30: 30, jetnet150: 150)")
-    n = min(len(gen), len(reference) // 2)
-    if n < MIN_JETS:
-        raise IncompatibleError(f"too few jets to evaluate: {len(gen)} generated and {len(reference)} reference jets; "
-                                f"the suite needs at least {MIN_JETS} generated and {2 * MIN_JETS} reference jets")
-    perm = np.random.default_rng(cfg.seed).permutation(len(reference))
-    real_a, real_b, gen_n = reference.subset(perm[:n]), reference.subset(perm[n:2 * n]), gen.subset(slice(0, n))
+                                f"{reference.num_particles}" + ("" if truth is None else f", the truth sample "
+                                                                f"{truth.num_particles}") + ": evaluate against "
+                                "the data set with the same particle count (jetnet30: 30, jetnet150: 150)")
+    if truth is None:
+        rows = half_rows(len(gen), len(reference), cfg.seed, MIN_JETS, "jets")
+        truth_set = reference.subset(rows.truth)
+    else:
+        rows = split_rows(len(gen), len(reference), len(truth), cfg.seed, truth_from, MIN_JETS, "jets")
+        truth_set = truth.subset(rows.truth)
+    real_a, gen_n = reference.subset(rows.ref), gen.subset(rows.gen)
     step = progress or (lambda _msg: None)
     step("features")
-    fa, fb, fg = (jet_features(j, cfg.device) for j in (real_a, real_b, gen_n))
+    fa, fg = (jet_features(j, cfg.device) for j in (real_a, gen_n))
     fpnd_type, fpnd_reason = None, fpnd_unavailable(gen.num_particles, jet_type) if cfg.fpnd else "switched off"
     if fpnd_reason is None:
         fpnd_type = jet_type
     elif "fpnd" in cfg.metrics:
         raise MetricError(f"fpnd was requested but cannot be computed: {fpnd_reason}")
     model = _pair(gen_n, fg, real_a, fa, cfg, fpnd_type, prefixed(progress, "model vs reference"))
-    truth = _pair(real_b, fb, real_a, fa, cfg, fpnd_type, prefixed(progress, "truth vs truth"))
+
+    def truth_row() -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
+        ft = jet_features(truth_set, cfg.device)
+        return _pair(truth_set, ft, real_a, fa, cfg, fpnd_type, prefixed(progress, "truth vs truth")), {}
+
+    key = {"suite_version": JET_SUITE_VERSION, "config": asdict(cfg), "fpnd_type": fpnd_type,
+           "protocol": rows.protocol(), "rows": [rows_digest(rows.ref), rows_digest(rows.truth)]}
+    truth_values, _ = (store or TruthStore(None)).get_or_compute(key, truth_row)
     metrics = {}
     for name, (value, error) in model.items():
         definition, scale, better = _DEFS[name]
-        metrics[name] = MetricValue(name, value, error, definition, scale, truth[name][0], truth[name][1], better)
-    settings = {"suite_version": JET_SUITE_VERSION, "n_jets": n, "config": asdict(cfg),
-                "jet_type": jet_type, "fpnd": "computed" if fpnd_type else f"skipped: {fpnd_reason}"}
+        metrics[name] = MetricValue(name, value, error, definition, scale, truth_values[name][0],
+                                    truth_values[name][1], better)
+    settings = {"suite_version": JET_SUITE_VERSION, "n_jets": rows.n, "config": asdict(cfg),
+                "protocol": rows.protocol(), "jet_type": jet_type,
+                "fpnd": "computed" if fpnd_type else f"skipped: {fpnd_reason}"}
     return metrics, settings, {"gen": (gen_n, fg), "real": (real_a, fa)}
 
 

@@ -10,7 +10,7 @@ from ..data import Cache, load, read
 from ..data.loaders import dataset_paths, resolve_files, split_files
 from .sources import ShowerSource
 
-__all__ = ["load_reference", "reference_source"]
+__all__ = ["load_reference", "reference_source", "truth_split"]
 
 
 def _file_info(path: Path) -> dict[str, Any]:
@@ -26,6 +26,22 @@ def _registered(reference: str, cache: Cache | None, split: str):
 
 def _registry_info(reference: str, split: str, paths: list[Path]) -> dict[str, Any]:
     return {"reference": reference, "reference_split": split, "reference_md5": {p.name: file_md5(p) for p in paths}}
+
+
+def truth_split(reference: str, truth: str) -> tuple[str, str] | None:
+    """(registry name, split) of the truth sample for ``--truth auto`` and a registered reference:
+    the training split (JetNet: jetnet's train split of the same class) or the training files
+    (CaloChallenge: as its Geant4 row), disjoint from the test split; None where the truth sample
+    is a file or the reference's halves."""
+    if truth != "auto" or Path(reference).exists():
+        return None
+    from ..data import default_registry
+
+    entry = default_registry().resolve(reference)[0]
+    convention = entry.split.get("convention", "none")
+    if convention == "none":
+        return None
+    return (entry.name if convention == "files" else reference), "train"
 
 
 def load_reference(reference: str, cache: Cache | None = None, split: str = "test") -> tuple[Any, dict[str, Any]]:

@@ -93,7 +93,9 @@ class EvaluationResult:
         try:
             return cls.from_json(text)
         except json.JSONDecodeError as exc:
-            cut = " (cut off: the file ends early)" if exc.pos >= len(text.rstrip()) else ""
+            # a string that never closes runs to the end of the file: cut off there too
+            ends_early = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+            cut = " (cut off: the file ends early)" if ends_early else ""
             raise FormatError(f"{path}: not a complete JSON result record{cut}: {exc.msg} at line {exc.lineno}, "
                               f"column {exc.colno}; re-run `pcbench evaluate` to remake it") from exc
         except (KeyError, TypeError, AttributeError) as exc:

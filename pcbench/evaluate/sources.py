@@ -1,5 +1,5 @@
-"""Shower samples read chunk by chunk (bounded memory), the reference's disjoint halves, and the
-incident-energy check that every shower suite makes first."""
+"""Shower samples read chunk by chunk (bounded memory), and the incident-energy check that every
+shower suite makes first."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..data import formats
 from ..data.containers import ShowerPointSet, VoxelShowerSet
 from ..errors import PcbenchError
 
-__all__ = ["ShowerSource", "Halves", "split_reference", "check_incident_energies"]
+__all__ = ["ShowerSource", "check_incident_energies"]
 
 Showers = ShowerPointSet | VoxelShowerSet
 
@@ -88,27 +88,6 @@ class ShowerSource:
     def n_chunks(self, chunk_rows: int) -> int:
         """How many chunks of ``chunk_rows`` a pass reads (files are chunked one by one)."""
         return sum(-(-n // chunk_rows) for n in self.lengths)
-
-
-@dataclass(frozen=True)
-class Halves:
-    """Row indices: the generated rows used, and the reference's disjoint halves A and B (n each)."""
-
-    n: int
-    gen: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-
-
-def split_reference(n_gen: int, n_ref: int, seed: int, minimum: int = 10) -> Halves:
-    """n = min(n_gen, n_ref // 2); the first n generated rows; A and B from ``default_rng(seed)``'s
-    permutation of the reference (sorted, so files are read in order)."""
-    n = min(n_gen, n_ref // 2)
-    if n < minimum:
-        raise PcbenchError(f"too few showers to evaluate: {n_gen} generated, {n_ref} reference "
-                           f"(at least {minimum} and twice as many reference showers are needed)")
-    perm = np.random.default_rng(seed).permutation(n_ref)
-    return Halves(n, np.arange(n), np.sort(perm[:n]), np.sort(perm[n:2 * n]))
 
 
 def check_incident_energies(gen: np.ndarray, ref: np.ndarray, what: str, p_min: float = 1e-3) -> dict[str, float]:

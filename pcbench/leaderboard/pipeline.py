@@ -66,8 +66,11 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return cfg
 
 
-def _data(cfg: dict[str, Any], work: Path, cache: Cache, progress: bool) -> tuple[JetSet, JetSet, Path, str]:
-    """(train, valid, reference file = test split, benchmark reference name)."""
+def _data(cfg: dict[str, Any], work: Path, cache: Cache, progress: bool) -> tuple[JetSet, JetSet, Path, Path, str]:
+    """(train, valid, reference file = test split, truth file = train split, benchmark reference name).
+
+    The papers' protocol: every model against the whole test split, the truth row a disjoint
+    sample (the training split) of the same data against the same test split."""
     d = cfg["data"]
     if "simulate" in d:
         sim = JetSimConfig(d.get("jet_type", "g"), num_particles={"jetnet30": 30, "jetnet150": 150}[d["simulate"]])
@@ -81,7 +84,8 @@ def _data(cfg: dict[str, Any], work: Path, cache: Cache, progress: bool) -> tupl
     else:
         raise PcbenchError("config data: expected 'simulate' (jetnet30/jetnet150) or 'dataset' (a registry name)")
     ref = write(work / "reference.h5", test)
-    return train_set, valid, ref, name
+    truth = write(work / "truth.h5", train_set)
+    return train_set, valid, ref, truth, name
 
 
 def _simulated_jets(d: dict[str, Any], sim: JetSimConfig, work: Path, cache: Cache, progress: bool) -> Path:
@@ -139,8 +143,9 @@ def _run(cfg: dict[str, Any], work: Path, out_dir: str | os.PathLike[str] | None
     sm = cfg.get("sample", {})
     ev = cfg.get("evaluate", {})
     log("stage: data (simulate or load the reference data set)")
-    train_set, valid, ref_path, ref_name = _data(cfg, work, cache or Cache(), progress)
-    log(f"data: {ref_name}: {len(train_set)} training, {len(valid)} validation, {len(read(ref_path))} reference jets")
+    train_set, valid, ref_path, truth_path, ref_name = _data(cfg, work, cache or Cache(), progress)
+    log(f"data: {ref_name}: {len(train_set)} training (also the truth row's sample), {len(valid)} validation, "
+        f"{len(read(ref_path))} reference (test split) jets")
     records = []
     for i, spec in enumerate(cfg["models"], 1):
         name = spec["name"]
@@ -162,8 +167,12 @@ def _run(cfg: dict[str, Any], work: Path, out_dir: str | os.PathLike[str] | None
         out = Path(out_dir) if out_dir is not None else work / "results"
         log(f"{stage} evaluating")
         rec = evaluate(samples, str(ref_path), label, ev.get("profile", "fast"), out_dir=out / "records", plots=plots,
-                       metrics=tuple(ev.get("metrics", ())))
+                       metrics=tuple(ev.get("metrics", ())), truth=str(truth_path), cache=cache)
+        # the files hold the config's splits: the records name the data set and split, not temporary paths
+        rec.provenance["protocol"]["truth_sample"] = f"{ref_name} train split"
         rec.provenance.update({"reference": ref_name, "reference_file": str(ref_path.name), "samples": samples.name,
+                               "reference_split": "test", "truth": ref_name, "truth_split": "train",
+                               "truth_file": truth_path.name,
                                "platform": platform_fingerprint(), "config_name": cfg["name"]})
         rec.write(out / "records" / f"{label}.json")
         records.append(rec)

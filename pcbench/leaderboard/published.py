@@ -14,7 +14,7 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["PUBLISHED", "PublishedTable", "published_table"]
+__all__ = ["PUBLISHED", "PROTOCOLS", "PublishedTable", "published_protocol", "published_table"]
 
 #: name -> (file, source, note on units)
 PUBLISHED = {
@@ -26,6 +26,24 @@ PUBLISHED = {
     **{f"jetnet30:{t}": ("../published_jets.csv", "MP-GAN paper arXiv:2106.11535; evaluation paper arXiv:2211.10295")
        for t in "gqt"},
 }
+
+#: the protocol each source states (``../shared/spec/published-jets.md``), by the start of its name
+PROTOCOLS = {
+    "MP-GAN paper": "JetNet30 split 70/30 (train/evaluation); W1 between 10,000 real and 10,000 generated jets, "
+                    "5 batches; FPND 50,000 jets; COV/MMD 100 real vs 100 generated, 10 batches",
+    "evaluation paper": "JetNet30 gluon, the first 50,000 jets of the evaluation split (70/30); W1 5 batches of "
+                        "50,000; FPD extrapolated to N -> inf and KPD on EFPs; its Truth row from a jet-distortion study",
+    "CaloChallenge": "the whole generated file against the whole Geant4 test file; the GEANT4 row: the training "
+                     "file against the test file",
+    "CaloClouds II": "40,000 showers per sample; W1 on 5 consecutive batches of 10,000, each observable normalised "
+                     "by the real sample's maximum; the Geant4 row: Geant4 against Geant4",
+}
+
+
+def published_protocol(source: str) -> str:
+    """The protocol the source of a published row states (or 'not stated')."""
+    return next((text for start, text in PROTOCOLS.items() if source.startswith(start)), "not stated")
+
 
 #: JetNet metrics in the printed units: (csv metric, header)
 _JET_COLUMNS = (("w1m", "W1M x1e3"), ("w1p", "W1P x1e3"), ("w1efp", "W1EFP x1e5"), ("fpnd", "FPND"),

@@ -3,8 +3,10 @@
 A benchmark is a reference data set and class (e.g. ``jetnet30-sim:g``).  Rows are models, the
 truth-vs-truth row first, then pcbench's rows sorted by name, then published rows (labelled);
 columns are metrics (value ± error, one scale per column, headers that name the quantity); the
-best computed value of a column is bold only where it is better than the runner-up beyond the errors.  Records that are not comparable (another reference checksum, metric
-suite version, profile or sample size) are refused with a message naming the field.
+best computed value of a column is bold only where it is better than the runner-up beyond the
+errors.  Records that are not comparable (another reference checksum, metric suite version,
+profile or protocol: samples and sizes) are refused with a message naming the field; the footer
+states the protocol of the computed rows and that of each published row's paper.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ from typing import Any
 from ..errors import PcbenchError
 from ..evaluate.display import column_scale, error_definition, fmt_number, fmt_value
 from ..evaluate.display import header as display_header
+from ..evaluate.protocol import protocol_text
 from ..evaluate.result import EvaluationResult, MetricValue
 from ..models.base import UNTRAINED_MODELS, UNTRAINED_TEXT
+from .published import published_protocol
 
 __all__ = ["ComparabilityError", "PublishedRow", "Table", "build_tables", "read_published", "to_csv", "to_markdown",
            "table_stem", "COMPARABLE_FIELDS"]
 
 #: provenance fields that must agree between the records of one table
-COMPARABLE_FIELDS = ("reference", "reference_split", "reference_md5", "suite_version", "profile", "n_jets")
+#: (``protocol``: which samples at which sizes, ``evaluate/protocol.py``; records of different protocols never share one)
+COMPARABLE_FIELDS = ("reference", "reference_split", "reference_md5", "suite_version", "profile", "protocol")
 
 
 class ComparabilityError(PcbenchError):
@@ -42,6 +47,7 @@ class PublishedRow:
     model: str
     source: str
     values: dict[str, tuple[float, float | None]]
+    protocol: str = "not stated"
 
 
 @dataclass
@@ -131,21 +137,19 @@ def _bold_model(table: Table, name: str, ref_is_jetnet: bool) -> str | None:
 
 
 def _sizes_line(prov: dict[str, Any]) -> str:
-    """How many objects each metric used (the suite's settings applied to this sample size)."""
-    c, n = prov.get("config", {}), prov.get("n_jets")
-    if n is None:
-        return f"{prov.get('n_showers')} showers per sample (each model's first N generated showers vs half A)."
-    if "w1_samples" not in c:
-        return f"{n:,} jets per sample."
+    """Which samples each row compares (the protocol) and how many objects each metric used."""
+    objects = "jets" if "n_jets" in prov else "showers"
+    text = protocol_text(prov.get("protocol"), objects)
+    c = prov.get("config", {})
+    n = (prov.get("protocol") or {}).get("generated_rows", prov.get("n_jets", prov.get("n_showers")))
+    if objects == "showers" or "w1_samples" not in c or n is None:
+        return text
     cls = min(c.get("classifier_max_jets", n), n)
-    ref = f" ({prov['reference_rows']:,} jets)" if prov.get("reference_rows") else ""
-    return (f"Objects per metric ({n:,} jets per sample: each model's first {n:,} generated jets against half A "
-            f"({n:,} jets) of the reference{ref}; the truth row: half B against half A): W1 {c['w1_batches']} batches of "
-            f"{min(c['w1_samples'], n):,}; FPD fitted over {c['fpd_points']} sizes up to "
-            f"{min(c['fpd_max_samples'], n):,}; KPD {c['kpd_batches']} batches of {min(c['kpd_batch_size'], n):,}; "
-            f"COV/MMD {c['cov_batches']} batches of {c['cov_samples']}; KL {c['kl_bins']} bins, "
-            f"{c['kl_bootstrap']} bootstraps; classifiers {cls:,} per class, {c['classifier_folds']}-fold; "
-            f"FPND all {n:,} generated jets.")
+    return (f"{text} Objects per metric: W1 {c['w1_batches']} batches of {min(c['w1_samples'], n):,}; FPD fitted over "
+            f"{c['fpd_points']} sizes up to {min(c['fpd_max_samples'], n):,}; KPD {c['kpd_batches']} batches of "
+            f"{min(c['kpd_batch_size'], n):,}; COV/MMD {c['cov_batches']} batches of {c['cov_samples']}; KL "
+            f"{c['kl_bins']} bins, {c['kl_bootstrap']} bootstraps; classifiers {cls:,} per class, "
+            f"{c['classifier_folds']}-fold; FPND all {n:,} generated jets.")
 
 
 def _model_line(r: EvaluationResult) -> str:
@@ -211,8 +215,10 @@ def to_markdown(table: Table, data_line: str | None = None) -> str:
         lines += ["", "FPND is a distance to the real JetNet30 statistics (shipped with jetnet), whatever the "
                   "reference." + note]
     if table.published:
+        stated = dict.fromkeys(f"{p.source}: {p.protocol}" for p in table.published)
         lines += ["", "Published rows are quoted from their source (values as printed there, rescaled to the "
-                  "column's scale), not recomputed; they were made with their paper's protocol."]
+                  "column's scale), not recomputed; they were made with their paper's protocol: "
+                  + "; ".join(stated) + "."]
     if table.records:
         prov = table.records[0].provenance
         key = table.comparable_key(table.records[0])
@@ -269,7 +275,7 @@ def read_published(path: str | os.PathLike[str] | None = None) -> dict[str, list
         rows.setdefault((r["benchmark"], r["model"], r["source"]), {})[r["metric"]] = (float(r["value"]), err)
     out: dict[str, list[PublishedRow]] = {}
     for (bench, model, source), values in rows.items():
-        out.setdefault(bench, []).append(PublishedRow(model, source, values))
+        out.setdefault(bench, []).append(PublishedRow(model, source, values, published_protocol(source)))
     return out
 
 

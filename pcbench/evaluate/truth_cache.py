@@ -1,0 +1,77 @@
+"""The truth row, computed once per reference and settings and kept on disk.
+
+The truth row of a table (a disjoint real sample against the reference) is the same for every
+model evaluated against that reference with the same settings, so ten models need not recompute
+it.  A stored truth row is keyed by everything that determines its values: the checksums of the
+reference and of the truth sample, the rows used, the suite's version and settings, and pcbench's
+version; any change is a new key.  Entries are JSON files under ``<cache>/truth-rows/``, written
+atomically (a killed run leaves no partial entry); an unreadable entry is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._io import atomic_write_text
+from .result import _finite_or_null
+
+__all__ = ["TruthStore", "rows_digest"]
+
+Values = dict[str, tuple[float, float]]
+
+
+def rows_digest(rows: np.ndarray) -> str:
+    """md5 of a row-index array (which objects a sample used)."""
+    return hashlib.md5(np.ascontiguousarray(rows, dtype=np.int64).tobytes(), usedforsecurity=False).hexdigest()
+
+
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+@dataclass
+class TruthStore:
+    """Truth rows on disk (``folder`` None: nothing stored, always computed).
+
+    ``identity`` names the data: the reference's and the truth sample's checksums and splits.
+    ``hits`` counts the rows served from disk in this process (tests and logs read it).
+    """
+
+    folder: Path | None
+    identity: dict[str, Any] = field(default_factory=dict)
+    hits: int = 0
+
+    def key(self, settings: dict[str, Any]) -> str:
+        text = json.dumps({"identity": self.identity, "settings": settings, "pcbench": __version__},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def get_or_compute(self, settings: dict[str, Any], compute: Callable[[], tuple[Values, dict[str, Any]]],
+                       ) -> tuple[Values, dict[str, Any]]:
+        """The truth row's ``({metric: (value, error)}, details)``: from disk, else computed and stored."""
+        path = None if self.folder is None else self.folder / f"{self.key(settings)}.json"
+        if path is not None and path.exists():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                values = {k: (float("nan") if v is None else v, float("nan") if e is None else e)
+                          for k, (v, e) in data["values"].items()}
+                self.hits += 1
+                return values, data["details"]
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # unreadable: recompute and replace
+        values, details = compute()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            entry = {"identity": self.identity, "settings": settings, "pcbench": __version__,
+                     "values": {k: [_finite(float(v)), _finite(float(e))] for k, (v, e) in values.items()},
+                     "details": _finite_or_null(details)}
+            atomic_write_text(path, json.dumps(entry, indent=1, sort_keys=True, default=str, allow_nan=False) + "\n")
+        return values, details
