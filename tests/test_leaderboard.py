@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import math
@@ -370,7 +372,7 @@ def test_demo_writes_outside_the_tracked_tree_by_default(tmp_path, monkeypatch):
     res = CliRunner().invoke(cli, ["demo"])
     assert res.exit_code == 0, res.output
     [(cfg, work, out)] = calls
-    assert cfg["name"] == "demo" and Path(out) == Path("results/demo") and Path(work) == Path("results/demo-work")
+    assert cfg.name == "demo" and Path(out) == Path("results/demo") and Path(work) == Path("results/demo-work")
     assert (tmp_path / "results/demo/config.yaml").exists() and not (tmp_path / "leaderboard").exists()
     ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "results/demo/x.md"])
     assert ignored.returncode == 0  # git ignores the default folder
@@ -431,12 +433,14 @@ def test_the_demo_keeps_its_simulated_jets_in_the_cache_and_never_replaces_anoth
     monkeypatch.setattr(pipeline, "simulate_jets", fake_simulate)
     cache, sim = Cache(tmp_path / "cache"), JetSimConfig("g")
     cached = cache.path(default_registry().get("jetnet30-sim"), default_registry().get("jetnet30-sim").file("g"))
-    d = {"simulate": "jetnet30", "jet_type": "g", "n": 40, "seed": 1}
+    from pcbench.leaderboard.config import DataConfig
+
+    d = DataConfig(simulate="jetnet30", jet_type="g", n=40, seed=1)
     assert pipeline._simulated_jets(d, sim, tmp_path / "w0", cache, False) == tmp_path / "w0" / "data.h5"  # default
     assert not cached.exists()
-    d["cache"] = True
+    d = dataclasses.replace(d, cache=True)
     assert pipeline._simulated_jets(d, sim, tmp_path / "w1", cache, False) == cached and made[-1] == cached
     assert pipeline._simulated_jets(d, sim, tmp_path / "w2", cache, False) == cached and len(made) == 2  # reused
-    other = {**d, "seed": 2}  # another set in the cache stays; this run works on its own copy
+    other = dataclasses.replace(d, seed=2)  # another set in the cache stays; this run works on its own copy
     assert pipeline._simulated_jets(other, sim, tmp_path / "w3", cache, False) == tmp_path / "w3" / "data.h5"
     assert cache.is_cached(default_registry().get("jetnet30-sim"), default_registry().get("jetnet30-sim").file("g"))

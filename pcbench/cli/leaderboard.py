@@ -31,7 +31,9 @@ def build_cmd(records: tuple[Path, ...], out_dir: Path, published: str) -> None:
     Published rows of the same benchmark are shown below the computed ones, labelled.  Both files
     of every table are renamed into place only when all are written; a pair left half new by a
     killed build is rewritten (or, if this build does not make it, refused)."""
-    rows = {} if published == "none" else read_published(None if published == "builtin" else published)
+    from ..leaderboard.published import published_rows
+
+    rows = {} if published == "none" else published_rows() if published == "builtin" else read_published(published)
     tables = build_tables(read_records(records), rows)
     report = write_tables(tables, out_dir)
     if report.removed_temps:
@@ -55,6 +57,19 @@ def run_cmd(config: Path, work: Path | None, plots: bool) -> None:
     cfg = load_config(config)
     run_pipeline(cfg, work or config.parent / "work", config.parent, plots=plots, log=console.print)
     console.print(f"tables in {config.parent}", highlight=False)
+
+
+@leaderboard.command("site")
+@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
+              show_default=True, help="Folder of the site (replaced whole).")
+def site_cmd(root: Path, out_dir: Path) -> None:
+    """Write a static HTML site of every table under ROOT (sortable, with the models' reports)."""
+    from ..leaderboard.site import build_site
+
+    pages = build_site(root, out_dir)
+    console.print(f"[green]wrote[/] {out_dir}/index.html and {len(pages) - 1} table page(s); open it from disk",
+                  highlight=False, soft_wrap=True)
 
 
 @leaderboard.command("reproduce")

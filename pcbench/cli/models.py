@@ -114,7 +114,7 @@ def _shower_config(name: str, config_name: str, sets: dict):
 def _train_showers(name, data, data_file, teacher, config_name, config, device, seed, out_dir, resume, max_minutes,
                    cache):
     from ..data.containers import ShowerPointSet, VoxelShowerSet
-    from ..models.shower_training import ShowerTrainOptions, train_shower_model
+    from ..models.shower_training import ShowerTrainOptions, train_shower_model, training_provenance
 
     if data_file is not None:
         showers, prov = read(data_file), {"data_file": str(data_file)}
@@ -125,10 +125,7 @@ def _train_showers(name, data, data_file, teacher, config_name, config, device, 
     source = f"--data {data}" if data_file is None else f"--data-file {data_file}"
     _require(showers, (ShowerPointSet, VoxelShowerSet), source,
              f"{name} trains on showers (points, or CaloChallenge voxels turned into points)")
-    prov["energy_range_mev"] = [float(showers.incident_energy.min()), float(showers.incident_energy.max())]
-    prov["parameterised"] = bool(showers.attrs.get("parameterised", False))  # carried into every sample and record
-    prov["config_name"] = config_name
-    prov["n_showers"] = len(showers)
+    prov = training_provenance(showers, prov, config_name)
     opts = ShowerTrainOptions(out_dir=out_dir, device=device, seed=seed, resume=resume, max_minutes=max_minutes,
                               teacher=teacher, provenance=prov)
     path = train_shower_model(name, config, showers, opts)

@@ -1,17 +1,11 @@
-"""A leaderboard run from a YAML config: data -> train -> sample -> evaluate -> tables.
+"""A leaderboard run from a config: data -> train -> sample -> evaluate -> tables, for jets and
+showers alike.
 
 The same function serves the demo (``pcbench demo``), the committed tables
-(``pcbench leaderboard run``) and their reproduction (``pcbench leaderboard reproduce``).
-A config (see ``leaderboard/smoke/config.yaml``)::
-
-    name: smoke
-    data: {simulate: jetnet30, jet_type: g, n: 1200, seed: 1, workers: 2}   # or {dataset: jetnet30:g}
-    threads: 2
-    train: {seed: 0, val_every: 0, device: cpu}
-    sample: {n: 300, seed: 0, batch_size: 256}
-    evaluate: {profile: fast, metrics: [w1m, w1p, w1efp, fpd]}
-    models:
-      - {name: epic-fm, config: small, epochs: 2, max_minutes: null, set: {hidden: 32}}
+(``pcbench leaderboard run``) and their reproduction (``pcbench leaderboard reproduce``).  The
+config's schema is ``config.py`` (``leaderboard/smoke/config.yaml`` for jets,
+``leaderboard/smoke-showers/config.yaml`` for showers).  Every model is evaluated on the papers'
+protocol: against the whole test split, the truth row from the training split (``docs/protocol.md``).
 """
 
 from __future__ import annotations
@@ -19,84 +13,96 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import h5py
 import torch
-import yaml
 from threadpoolctl import threadpool_limits
 
 from .._platform import platform_fingerprint
-from ..data import Cache, JetSet, default_registry, load, read, write
+from ..data import Cache, default_registry, load, read, write
 from ..data.formats import read_attrs
 from ..data.loaders import split_indices
 from ..data.simulate import JetSimConfig, simulate_jets
-from ..errors import PcbenchError
 from ..evaluate import EvaluationResult, evaluate
-from ..models import TrainOptions, model_config, sample_jets, train
+from .config import DataConfig, LeaderboardConfig, ModelEntry, load_config, parse_config
+from .published import published_rows
 from .store import write_tables
 from .tables import build_tables
 
 __all__ = ["load_config", "run_pipeline", "platform_fingerprint"]
 
-_KEYS = {"name", "description", "data", "threads", "train", "sample", "evaluate", "models", "tolerance"}
+
+@dataclass(frozen=True)
+class _Data:
+    """A benchmark's data: the training set, the validation set (jets), what evaluate compares
+    with (a file of the test split, or a registry name) and the truth sample (a file of the train
+    split, or ``auto`` for a registry name), and the benchmark's name."""
+
+    train: Any
+    valid: Any
+    reference: str
+    truth: str
+    name: str
+    n_reference: int
 
 
-def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check a leaderboard config; errors name the file and the field."""
-    path = Path(path)
-    try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PcbenchError(f"{path}: cannot read the config: {exc}") from exc
-    if not isinstance(cfg, dict):
-        raise PcbenchError(f"{path}: expected a mapping")
-    unknown = set(cfg) - _KEYS
-    if unknown:
-        raise PcbenchError(f"{path}: unknown field(s) {', '.join(sorted(unknown))}; expected {sorted(_KEYS)}")
-    for key in ("name", "data", "models"):
-        if key not in cfg:
-            raise PcbenchError(f"{path}: missing field {key!r}")
-    for i, m in enumerate(cfg["models"]):
-        if "name" not in m:
-            raise PcbenchError(f"{path}: models[{i}] has no 'name'")
-    return cfg
+def _split_files(data: Any, work: Path) -> tuple[Any, Any, Path, Path]:
+    """jetnet's 70/15/15 convention applied to ``data``: (train, valid, test file, train file)."""
+    train_set, valid, test = (data.subset(split_indices(len(data), s)) for s in ("train", "valid", "test"))
+    return train_set, valid, write(work / "reference.h5", test), write(work / "truth.h5", train_set)
 
 
-def _data(cfg: dict[str, Any], work: Path, cache: Cache, progress: bool) -> tuple[JetSet, JetSet, Path, Path, str]:
-    """(train, valid, reference file = test split, truth file = train split, benchmark reference name).
-
-    The papers' protocol: every model against the whole test split, the truth row a disjoint
+def _data(cfg: LeaderboardConfig, work: Path, cache: Cache, progress: bool) -> _Data:
+    """The papers' protocol: every model against the whole test split, the truth row a disjoint
     sample (the training split) of the same data against the same test split."""
-    d = cfg["data"]
-    if "simulate" in d:
-        sim = JetSimConfig(d.get("jet_type", "g"), num_particles={"jetnet30": 30, "jetnet150": 150}[d["simulate"]])
-        path = _simulated_jets(d, sim, work, cache, progress)
-        jets = read(path)
-        train_set, valid, test = (jets.subset(split_indices(len(jets), s)) for s in ("train", "valid", "test"))
-        name = f"{d['simulate']}-sim:{sim.jet_type} (n={d['n']}, seed={d.get('seed', 1)})"
-    elif "dataset" in d:
-        train_set, valid, test = (load(d["dataset"], s, cache) for s in ("train", "valid", "test"))
-        name = d["dataset"]
-    else:
-        raise PcbenchError("config data: expected 'simulate' (jetnet30/jetnet150) or 'dataset' (a registry name)")
-    ref = write(work / "reference.h5", test)
-    truth = write(work / "truth.h5", train_set)
-    return train_set, valid, ref, truth, name
+    d = cfg.data
+    if d.simulate in ("jetnet30", "jetnet150"):
+        sim = JetSimConfig(d.jet_type, num_particles={"jetnet30": 30, "jetnet150": 150}[d.simulate])
+        train_set, valid, ref, truth = _split_files(read(_simulated_jets(d, sim, work, cache, progress)), work)
+        return _Data(train_set, valid, str(ref), str(truth), f"{d.simulate}-sim:{sim.jet_type} (n={d.n}, seed={d.seed})",
+                     len(read(ref)))
+    if d.simulate is not None:
+        from ..data.simulate.showers import simulate_showers
+
+        path = work / "data.h5"
+        if not _same_simulation(path, d):
+            simulate_showers(d.simulate, int(d.n), path, seed=d.seed, workers=d.workers, progress=progress)
+        train_set, valid, ref, truth = _split_files(read(path), work)
+        return _Data(train_set, valid, str(ref), str(truth), f"{d.simulate}-param (n={d.n}, seed={d.seed}; PARAMETERISED)",
+                     len(read(ref)))
+    if cfg.kind == "jets":
+        train_set, valid, test = (load(d.dataset, s, cache) for s in ("train", "valid", "test"))
+        ref, truth = write(work / "reference.h5", test), write(work / "truth.h5", train_set)
+        return _Data(train_set, valid, str(ref), str(truth), d.dataset, len(test))
+    from ..evaluate.reference import reference_source
+
+    source = reference_source(d.dataset, cache)[0]
+    return _Data(load(d.dataset, "train", cache), None, d.dataset, "auto", d.dataset, len(source))
 
 
-def _simulated_jets(d: dict[str, Any], sim: JetSimConfig, work: Path, cache: Cache, progress: bool) -> Path:
+def _same_simulation(path: Path, d: DataConfig) -> bool:
+    """Whether ``path`` already holds these simulated showers (same n and seed): a re-run reuses them."""
+    if not path.exists():
+        return False
+    attrs = read_attrs(path)
+    with h5py.File(path, "r") as f:
+        rows = len(f[next(iter(f.keys()))])
+    return rows == d.n and attrs.get("seed") == d.seed
+
+
+def _simulated_jets(d: DataConfig, sim: JetSimConfig, work: Path, cache: Cache, progress: bool) -> Path:
     """The config's simulated jets, in the work folder; with ``data: {cache: true}`` (the demo) in
     the pcbench cache as ``jetnet30-sim:TYPE`` instead, so that ``pcbench datasets`` lists it: made
     there when the cache has none, used from there when it holds exactly these jets (n, seed,
     settings), and never replaced (another cached set leaves the work-folder copy in use)."""
-    n, seed = int(d["n"]), int(d.get("seed", 1))
-    entry = default_registry().get(f"{d['simulate']}-sim")
+    n, seed = int(d.n), int(d.seed)
+    entry = default_registry().get(f"{d.simulate}-sim")
     cached = cache.path(entry, entry.file(sim.jet_type))
-    if not d.get("cache"):
+    if not d.cache:
         path = work / "data.h5"
     elif cached.exists():
         attrs = read_attrs(cached)
@@ -109,7 +115,7 @@ def _simulated_jets(d: dict[str, Any], sim: JetSimConfig, work: Path, cache: Cac
     else:
         path = cached
     if not path.exists():
-        simulate_jets(n, sim, path, seed=seed, workers=int(d.get("workers", 1)), progress=progress)
+        simulate_jets(n, sim, path, seed=seed, workers=d.workers, progress=progress)
     return path
 
 
@@ -119,65 +125,104 @@ def rec_epochs(ckpt: Path) -> int:
     return int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) if last.exists() else 0
 
 
-def run_pipeline(cfg: dict[str, Any], work_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
-                 cache: Cache | None = None, plots: bool = False, progress: bool = True,
-                 log: Callable[[str], None] = print) -> list[EvaluationResult]:
-    """Run a config end to end in ``work_dir``; with ``out_dir`` write its tables there.
+def run_pipeline(cfg: LeaderboardConfig | dict[str, Any], work_dir: str | os.PathLike[str],
+                 out_dir: str | os.PathLike[str] | None = None, cache: Cache | None = None, plots: bool = False,
+                 progress: bool = True, log: Callable[[str], None] = print) -> list[EvaluationResult]:
+    """Run a config end to end in ``work_dir``; with ``out_dir`` write its tables there (with the
+    published rows of its data set, when it is a real one).
 
     Returns the evaluation records (one per model), whose ``reference`` is the config's data
-    name, so that tables are keyed by benchmark rather than by a temporary path.
+    name, so that tables are keyed by benchmark rather than by a temporary path.  ``plots`` (or
+    the config's ``evaluate.plots``) writes figures and HTML reports beside the records.
     """
+    cfg = parse_config(cfg)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    threads = cfg.get("threads")
-    if threads:
-        torch.set_num_threads(int(threads))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     # ``threads`` bounds every BLAS / OpenMP pool too: a thread count is part of the platform fingerprint
-    with threadpool_limits(limits=int(threads)) if threads else contextlib.nullcontext():
-        return _run(cfg, work, out_dir, cache, plots, progress, log)
+    with threadpool_limits(limits=cfg.threads) if cfg.threads else contextlib.nullcontext():
+        return _run(cfg, work, out_dir, cache or Cache(), plots or cfg.evaluate.plots, progress, log)
 
 
-def _run(cfg: dict[str, Any], work: Path, out_dir: str | os.PathLike[str] | None, cache: Cache | None, plots: bool,
+def _train(cfg: LeaderboardConfig, spec: ModelEntry, data: _Data, work: Path, checkpoints: dict[str, Path],
+           progress: bool) -> Path:
+    """Train one row's model; returns the checkpoint to sample."""
+    out = work / "models" / spec.row
+    if cfg.kind == "jets":
+        from ..models import TrainOptions, model_config, train
+
+        conf = model_config(spec.name, spec.config, **spec.set)
+        opts = TrainOptions(epochs=int(spec.epochs if spec.epochs is not None else conf["epochs"]), out_dir=out,
+                            device=cfg.train.device, seed=cfg.train.seed, val_every=cfg.train.val_every,
+                            max_minutes=spec.max_minutes, progress=progress,
+                            provenance={"data": data.name, "jet_type": cfg.data.jet_type, "config_name": spec.config})
+        return train(spec.name, conf, data.train, opts, data.valid)
+    from ..models.shower_training import ShowerTrainOptions, shower_model_config, train_shower_model, training_provenance
+
+    conf = shower_model_config(spec.name, spec.config, **spec.set)
+    opts = ShowerTrainOptions(out_dir=out, device=cfg.train.device, seed=cfg.train.seed, max_minutes=spec.max_minutes,
+                              progress=progress, teacher=checkpoints.get(spec.teacher) if spec.teacher else None,
+                              provenance=training_provenance(data.train, {"data": data.name, "split": "train"},
+                                                             spec.config))
+    return train_shower_model(spec.name, conf, data.train, opts)
+
+
+def _sample(cfg: LeaderboardConfig, ckpt: Path, out: Path, data: _Data, cache: Cache) -> int:
+    """Sample one row's model into ``out``; returns how many objects."""
+    sm = cfg.sample
+    if cfg.kind == "jets":
+        from ..models import sample_jets
+
+        n = sm.n or 1000
+        sample_jets(ckpt, n, out, sm.batch_size or 1024, device=cfg.train.device, seed=sm.seed)
+        return n
+    from ..evaluate.reference import reference_source
+    from ..models.sampling import sample_showers
+
+    energies = None
+    if sm.energies_from == "reference":
+        energies = reference_source(data.reference, cache)[0].incident_energies()
+    n = sm.n or (len(energies) if energies is not None else data.n_reference)
+    if energies is not None and len(energies) < n:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"sample.n: {n} showers asked, but the reference holds {len(energies)} incident energies")
+    sample_showers(ckpt, n, out, sm.batch_size or 64, cfg.train.device, sm.seed, energies)
+    return n
+
+
+def _run(cfg: LeaderboardConfig, work: Path, out_dir: str | os.PathLike[str] | None, cache: Cache, plots: bool,
          progress: bool, log: Callable[[str], None]) -> list[EvaluationResult]:
-    tr = cfg.get("train", {})
-    sm = cfg.get("sample", {})
-    ev = cfg.get("evaluate", {})
+    objects = cfg.kind
     log("stage: data (simulate or load the reference data set)")
-    train_set, valid, ref_path, truth_path, ref_name = _data(cfg, work, cache or Cache(), progress)
-    log(f"data: {ref_name}: {len(train_set)} training (also the truth row's sample), {len(valid)} validation, "
-        f"{len(read(ref_path))} reference (test split) jets")
-    records = []
-    for i, spec in enumerate(cfg["models"], 1):
-        name = spec["name"]
-        label = spec.get("label", name)
-        stage = f"stage: model {i}/{len(cfg['models'])}, {label}:"
+    data = _data(cfg, work, cache, progress)
+    log(f"data: {data.name}: {len(data.train)} training (also the truth row's sample), "
+        + (f"{len(data.valid)} validation, " if data.valid is not None else "")
+        + f"{data.n_reference} reference (test split) {objects}")
+    records, checkpoints = [], {}
+    out = Path(out_dir) if out_dir is not None else work / "results"
+    for i, spec in enumerate(cfg.models, 1):
+        stage = f"stage: model {i}/{len(cfg.models)}, {spec.row}:"
         log(f"{stage} training")
-        conf = model_config(name, spec.get("config", "small"), **spec.get("set", {}))
-        device = str(tr.get("device", "cpu"))
-        opts = TrainOptions(epochs=int(spec.get("epochs", conf["epochs"])), out_dir=work / "models" / label,
-                            device=device, seed=int(tr.get("seed", 0)), val_every=int(tr.get("val_every", 0)),
-                            max_minutes=spec.get("max_minutes"), progress=progress,
-                            provenance={"data": ref_name, "jet_type": cfg["data"].get("jet_type"),
-                                        "config_name": spec.get("config", "small")})
-        ckpt = train(name, conf, train_set, opts, valid)
-        samples = work / "samples" / f"{label}.h5"
+        ckpt = checkpoints[spec.row] = _train(cfg, spec, data, work, checkpoints, progress)
+        samples = work / "samples" / f"{spec.row}.h5"
         log(f"{stage} sampling")
-        sample_jets(ckpt, int(sm.get("n", 1000)), samples, int(sm.get("batch_size", 1024)), device=device,
-                    seed=int(sm.get("seed", 0)))
-        out = Path(out_dir) if out_dir is not None else work / "results"
+        n = _sample(cfg, ckpt, samples, data, cache)
         log(f"{stage} evaluating")
-        rec = evaluate(samples, str(ref_path), label, ev.get("profile", "fast"), out_dir=out / "records", plots=plots,
-                       metrics=tuple(ev.get("metrics", ())), truth=str(truth_path), cache=cache)
-        # the files hold the config's splits: the records name the data set and split, not temporary paths
-        rec.provenance["protocol"]["truth_sample"] = f"{ref_name} train split"
-        rec.provenance.update({"reference": ref_name, "reference_file": str(ref_path.name), "samples": samples.name,
-                               "reference_split": "test", "truth": ref_name, "truth_split": "train",
-                               "truth_file": truth_path.name,
-                               "platform": platform_fingerprint(), "config_name": cfg["name"]})
-        rec.write(out / "records" / f"{label}.json")
+        rec = evaluate(samples, data.reference, spec.row, cfg.evaluate.profile, out_dir=out / "records", plots=plots,
+                       metrics=cfg.evaluate.metrics, truth=data.truth, cache=cache)
+        if data.truth != "auto":
+            # the files hold the config's splits: the records name the data set and split, not temporary paths
+            rec.provenance["protocol"]["truth_sample"] = f"{data.name} train split"
+            rec.provenance.update({"reference": data.name, "reference_file": Path(data.reference).name,
+                                   "reference_split": "test", "truth": data.name, "truth_split": "train",
+                                   "truth_file": Path(data.truth).name})
+        rec.provenance.update({"samples": samples.name, "platform": platform_fingerprint(), "config_name": cfg.name})
+        rec.write(out / "records" / f"{spec.row}.json")
         records.append(rec)
-        trained = rec_epochs(ckpt)
-        log(f"{label}: {trained} epochs trained (best kept: {ckpt.name}), {sm.get('n', 1000)} jets sampled, evaluated")
+        trained = f"{rec_epochs(ckpt)} epochs trained (best kept: {ckpt.name})" if objects == "jets" else "trained"
+        log(f"{spec.row}: {trained}, {n} {objects} sampled, evaluated")
     if out_dir is not None:
-        write_tables(build_tables(records), out_dir)
+        write_tables(build_tables(records, published_rows()), out_dir)
     return records

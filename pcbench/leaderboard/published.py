@@ -126,3 +126,44 @@ def _jet_table(name: str, source: str) -> PublishedTable:
     cols = [(m, h) for m, h in _JET_COLUMNS if any(m in r.values for r in rows)]
     out = [[r.model, r.source] + [_fmt(*r.values[m]) if m in r.values else "-" for m, _ in cols] for r in rows]
     return PublishedTable(name, source, ["model", "source"] + [h for _, h in cols], out)
+
+
+#: CaloChallenge columns as pcbench metrics: metric -> (column, its std column, factor to the printed scale)
+_CALO_METRICS = {"fpd": ("FPD * 1e3", "FPD * 1e3 std", 1.0), "kpd": ("KPD * 1e3", "KPD * 1e3 std", 1.0),
+                 "auc_low": ("binary cls low", "binary cls low std", 1.0),
+                 "auc_high": ("binary cls high", "binary cls high std", 1.0),
+                 "precision": ("precision", None, 1.0), "recall": ("recall", None, 1.0),
+                 "density": ("density", None, 1.0), "coverage": ("coverage", None, 1.0),
+                 "sep_e_ratio": ("sep E total", None, 1e3), "sep_e_layer": ("sep E layer", None, 1e3),
+                 "sep_ec_eta": ("sep EC eta", None, 1e3), "sep_ec_phi": ("sep EC phi", None, 1e3),
+                 "sep_ec_r": ("sep EC r", None, 1e3), "sep_sparsity": ("sep sparsity", None, 1e3),
+                 "sep_cell": ("sep cell", None, 1e3)}
+_ILD_METRICS = {**{f"w1_{m}": (f"w1_{m}", f"w1_{m}_std", 1.0) for m in
+                   ("n_hits", "e_ratio", "e_cell", "e_long", "e_radial", "cog_x", "cog_y", "cog_z")},
+                "auc_high": ("auc_high", "auc_high_std", 1.0)}
+
+
+def published_rows() -> dict[str, list]:
+    """Every published row pcbench ships, by benchmark, as table rows (``tables.PublishedRow``):
+    values in the printed scale of pcbench's column of the same metric (CaloChallenge FPD and
+    KPD x10^3, separation powers x10^3, CaloClouds II W1 x10^3; per-layer lists as their mean,
+    as pcbench's per-layer families).  A leaderboard shows them only in a table on that very
+    data set (never on parameterised or simulated data: another benchmark name)."""
+    from .tables import PublishedRow, read_published
+
+    out = read_published()
+    for name, (fname, source) in PUBLISHED.items():
+        if name.startswith("jetnet30:"):
+            continue
+        text = (resources.files("pcbench.leaderboard") / "published" / fname).read_text(encoding="utf-8")
+        columns, label = (_ILD_METRICS, "simulator") if name == "ild-photons" else (_CALO_METRICS, "submission name")
+        rows = []
+        for r in csv.DictReader(io.StringIO(text)):
+            values = {}
+            for metric, (col, std, factor) in columns.items():
+                v = _number(r.get(col, ""), factor)
+                if v is not None:
+                    values[metric] = (v, _number(r.get(std, ""), factor) if std else None)
+            rows.append(PublishedRow(r[label], source, values, published_protocol(source)))
+        out[name] = rows
+    return out

@@ -77,7 +77,7 @@ def reproduce(config_path: str | os.PathLike[str], work_dir: str | os.PathLike[s
     if not records:
         return [f"{committed}: no committed records (records/*.json) to compare with; run `pcbench leaderboard run` first"]
     made_on = _made_on(records)
-    n_sigma = float(cfg.get("tolerance", {}).get("n_sigma", 2.0))
+    n_sigma = cfg.tolerance.n_sigma
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(work_dir) if work_dir else Path(tmp) / "work"
         out = Path(tmp) / "tables"

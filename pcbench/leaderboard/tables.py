@@ -28,8 +28,8 @@ from ..evaluate.result import EvaluationResult, MetricValue
 from ..models.base import UNTRAINED_MODELS, UNTRAINED_TEXT
 from .published import published_protocol
 
-__all__ = ["ComparabilityError", "PublishedRow", "Table", "build_tables", "read_published", "to_csv", "to_markdown",
-           "table_stem", "COMPARABLE_FIELDS"]
+__all__ = ["ComparabilityError", "Layout", "PublishedRow", "Table", "build_tables", "layout", "read_published", "to_csv",
+           "to_markdown", "table_stem", "COMPARABLE_FIELDS"]
 
 #: provenance fields that must agree between the records of one table
 #: (``protocol``: which samples at which sizes, ``evaluate/protocol.py``; records of different protocols never share one)
@@ -176,13 +176,22 @@ def _model_line(r: EvaluationResult) -> str:
     return ", ".join(parts)
 
 
-def to_markdown(table: Table, data_line: str | None = None) -> str:
-    """The Markdown table with its footer (deterministic: same records, same bytes).
+@dataclass(frozen=True)
+class Layout:
+    """A table as text cells, for every renderer (Markdown here, HTML in ``site.py``): the
+    headers, the rows ``(model, kind, cells, bold)`` and the footer paragraphs."""
 
-    Headers name the quantity and the column's scale; one scale per column keeps values between
-    0.1 and 1000; a distance consistent with zero prints as ``< bound``; bold marks the best row
-    only where it is better beyond the errors.  ``data_line``: a last footer line (the md5 of the
-    CSV written with it, see ``store.py``)."""
+    title: str
+    header: list[str]
+    rows: list[tuple[str, str, list[str], list[bool]]]
+    footer: list[str]
+    models: list[str]
+
+
+def layout(table: Table) -> Layout:
+    """The cells of ``table``: headers name the quantity and the column's scale; one scale per
+    column keeps values between 0.1 and 1000; a distance consistent with zero prints as
+    ``< bound``; bold marks the best row only where it is better beyond the errors."""
     table.check()
     metrics = table.metrics
     first = {n: next(r.metrics[n] for r in table.records if n in r.metrics) for n in metrics}
@@ -192,33 +201,33 @@ def to_markdown(table: Table, data_line: str | None = None) -> str:
     ref_is_jetnet = ref.split(":")[0] in ("jetnet30", "jetnet150")
     bold = {n: _bold_model(table, n, ref_is_jetnet) for n in metrics}
     header = ["model"] + [display_header(n, scales[n]) for n in metrics]
-    lines = [f"# {table.benchmark}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    cells_rows = []
     for model, kind, values in rows:
-        cells = []
+        cells, flags = [], []
         for n in metrics:
             value, err = _raw(values.get(n), first[n].scale)
-            text = fmt_value(value, err, scales[n], first[n].better)
-            cells.append(f"**{text}**" if kind == "computed" and bold[n] == model else text)
-        lines.append("| " + " | ".join([model] + cells) + " |")
+            cells.append(fmt_value(value, err, scales[n], first[n].better))
+            flags.append(kind == "computed" and bold[n] == model)
+        cells_rows.append((model, kind, cells, flags))
     objects = "jets" if table.records and table.records[0].kind == "jets" else "showers"
     docs = "docs/metrics-jets.md" if objects == "jets" else "docs/metrics-showers.md"
-    lines += ["", "Values are mean ± error, times the scale in the header (x10^3: the value times 10^3). "
+    footer = ["Values are mean ± error, times the scale in the header (x10^3: the value times 10^3). "
               "'< b': a distance (0 = identical) consistent with zero, estimate + error below b. Bold: the best "
               "computed row of a column, only where it is better than the runner-up by more than their errors "
               "added (no bold for saturated AUCs, or for FPND on a reference that is not real JetNet). "
               f"Definitions: {docs}."]
     errors = "; ".join(f"{n}: {error_definition(n)}" for n in metrics)
-    lines += ["", f"Errors: {errors}."]
+    footer.append(f"Errors: {errors}.")
     if "fpnd" in metrics:
         note = ("" if ref_is_jetnet else " This reference is not real JetNet: its truth row is the reference's own "
                 "distance to JetNet, and a model below it is not better than truth.")
-        lines += ["", "FPND is a distance to the real JetNet30 statistics (shipped with jetnet), whatever the "
-                  "reference." + note]
+        footer.append("FPND is a distance to the real JetNet30 statistics (shipped with jetnet), whatever the "
+                      "reference." + note)
     if table.published:
         stated = dict.fromkeys(f"{p.source}: {p.protocol}" for p in table.published)
-        lines += ["", "Published rows are quoted from their source (values as printed there, rescaled to the "
-                  "column's scale), not recomputed; they were made with their paper's protocol: "
-                  + "; ".join(stated) + "."]
+        footer.append("Published rows are quoted from their source (values as printed there, rescaled to the "
+                      "column's scale), not recomputed, and never bold; they were made with their paper's protocol: "
+                      + "; ".join(stated) + ".")
     if table.records:
         prov = table.records[0].provenance
         key = table.comparable_key(table.records[0])
@@ -227,13 +236,28 @@ def to_markdown(table: Table, data_line: str | None = None) -> str:
         param = any(r.provenance.get("samples_parameterised") or r.provenance.get("reference_parameterised")
                     for r in table.records)
         if param:
-            lines += ["", "**PARAMETERISED showers (pcbench's GFlash-type model), not Geant4**: these numbers say how "
-                      "well a model learns these showers, not how it does on real data."]
-        lines += ["", "Provenance: reference "
-                  f"`{key['reference']}` ({key['reference_split']} split, md5 {md5_text}); suite {key['suite_version']}, "
-                  f"profile {key['profile']}, seed {prov.get('seed')}, pcbench {prov.get('pcbench_version')}.",
-                  "", _sizes_line(prov), ""]
-        lines += [_model_line(r) for r in sorted(table.records, key=lambda r: r.model)]
+            footer.append("**PARAMETERISED showers (pcbench's GFlash-type model), not Geant4**: these numbers say how "
+                          "well a model learns these showers, not how it does on real data.")
+        footer.append("Provenance: reference "
+                      f"`{key['reference']}` ({key['reference_split']} split, md5 {md5_text}); suite "
+                      f"{key['suite_version']}, profile {key['profile']}, seed {prov.get('seed')}, pcbench "
+                      f"{prov.get('pcbench_version')}.")
+        footer.append(_sizes_line(prov))
+    models = [_model_line(r) for r in sorted(table.records, key=lambda r: r.model)]
+    return Layout(table.benchmark, header, cells_rows, footer, models)
+
+
+def to_markdown(table: Table, data_line: str | None = None) -> str:
+    """The Markdown table with its footer (deterministic: same records, same bytes); ``data_line``:
+    a last footer line (the md5 of the CSV written with it, see ``store.py``)."""
+    lay = layout(table)
+    lines = [f"# {lay.title}", "", "| " + " | ".join(lay.header) + " |", "|" + "---|" * len(lay.header)]
+    for model, _, cells, flags in lay.rows:
+        lines.append("| " + " | ".join([model] + [f"**{c}**" if b else c for c, b in zip(cells, flags)]) + " |")
+    for paragraph in lay.footer:
+        lines += ["", paragraph]
+    if lay.models:
+        lines += [""] + lay.models
     if data_line:
         lines += ["", data_line]
     return "\n".join(lines) + "\n"
@@ -291,7 +315,12 @@ def build_tables(records: Iterable[EvaluationResult], published: dict[str, list[
     groups: dict[str, list[EvaluationResult]] = {}
     for r in records:
         groups.setdefault(_benchmark_name(r), []).append(r)
-    tables = [Table(b, rs, list((published or {}).get(b, []))) for b, rs in sorted(groups.items())]
+    def real(rs: list[EvaluationResult]) -> bool:  # published (Geant4 / JetNet) rows never beside parameterised data
+        return not any(r.provenance.get("samples_parameterised") or r.provenance.get("reference_parameterised")
+                       for r in rs)
+
+    tables = [Table(b, rs, list((published or {}).get(b, [])) if real(rs) else [])
+              for b, rs in sorted(groups.items())]
     for t in tables:
         t.check()
     return tables

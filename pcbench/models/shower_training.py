@@ -39,7 +39,7 @@ from .shower_pipeline import OccupancyCalibration, PipelineSteps
 from .training import distributed_context
 
 __all__ = ["SHOWER_MODELS", "ShowerTrainOptions", "train_shower_model", "load_shower_model", "shower_model_config",
-           "as_point_showers"]
+           "as_point_showers", "training_provenance"]
 
 SHOWER_MODELS = {m.name: m for m in (CaloClouds, CaloClouds2, CaloClouds2CM, IndependentShowerPoints)}
 
@@ -47,6 +47,16 @@ SHOWER_MODELS = {m.name: m for m in (CaloClouds, CaloClouds2, CaloClouds2CM, Ind
 def shower_model_config(name: str, config: str = "small", **overrides: Any) -> dict[str, Any]:
     """A named config (``small``, ``full``) of shower model ``name``, with ``overrides`` applied."""
     return configured(name, SHOWER_MODELS[name].configs, config, **overrides)
+
+
+def training_provenance(showers: ShowerPointSet | VoxelShowerSet, source: dict[str, Any],
+                        config_name: str) -> dict[str, Any]:
+    """What a checkpoint records about its training showers: ``source`` (data name and split, or
+    file), the incident-energy range [MeV] (sampling's default range), whether they are
+    parameterised (carried into every sample and record), the config name and the count."""
+    return {**source, "energy_range_mev": [float(showers.incident_energy.min()), float(showers.incident_energy.max())],
+            "parameterised": bool(showers.attrs.get("parameterised", False)), "config_name": config_name,
+            "n_showers": len(showers)}
 
 
 def as_point_showers(data: ShowerPointSet | VoxelShowerSet, seed: int = 0) -> tuple[ShowerPointSet, str | None]:
