@@ -114,7 +114,7 @@ def pcbench_side(gen: Path, ref: Path, n: int, cls: dict) -> tuple[float, dict[s
     import dataclasses
 
     from pcbench.evaluate.calochallenge import CaloSuiteConfig, _pair, _summarise, _Want, histogram_bins
-    from pcbench.evaluate.sources import ShowerSource
+    from pcbench.data.sources import ShowerSource
     from pcbench.geometry import get_geometry
     from pcbench.metrics import calo_features
     from pcbench.metrics.dnn_classifier import DNNSettings

@@ -29,7 +29,7 @@ from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_showers
 from pcbench.evaluate.calochallenge import CaloSuiteConfig, _summarise, _Want, calochallenge_suite
 from pcbench.evaluate.ild import ILDSuiteConfig, ild_suite
 from pcbench.evaluate.protocol import half_rows
-from pcbench.evaluate.sources import ShowerSource
+from pcbench.data.sources import ShowerSource
 from pcbench.geometry import get_geometry
 
 CALO_GROUPS = (("separation powers", ("sep_e_ratio", "sep_e_layer", "sep_ec_eta", "sep_ec_phi", "sep_width_eta",

@@ -1,9 +1,15 @@
 """pcbench: a benchmark toolkit for point-cloud generative models in particle physics.
 
-The package follows the data flow: :mod:`pcbench.data` (registry, fetch, formats, simulation),
-:mod:`pcbench.geometry` (cell geometries, projection), :mod:`pcbench.metrics` (pure functions),
-:mod:`pcbench.models` (generators) and :mod:`pcbench.leaderboard` (records, tables), with a thin
-command line (:mod:`pcbench.cli`) on top.
+Layers, each importing only those below it (``tests/test_layers.py`` checks it):
+
+- :mod:`pcbench.cli`: the command line, thin over the library;
+- :mod:`pcbench.leaderboard`: configs, the pipeline, tables, reproduction, the site;
+- :mod:`pcbench.evaluate` (suites, protocol, records, reports) beside :mod:`pcbench.models`
+  (generators, training, sampling): neither imports the other;
+- :mod:`pcbench.data` (registry, fetch, formats, simulation, streamed sources) beside
+  :mod:`pcbench.metrics` (pure functions: arrays in, numbers out), both on
+- :mod:`pcbench.geometry` (cell geometries, projection);
+- the private helpers ``pcbench/_*.py`` and :mod:`pcbench.errors`, shared by all.
 """
 
 __version__ = "0.1.0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["slots"]
+__all__ = ["slots", "wrap_phi"]
 
 
 def slots(counts: np.ndarray) -> np.ndarray:
@@ -12,3 +12,8 @@ def slots(counts: np.ndarray) -> np.ndarray:
     group ``i`` having ``counts[i]`` of them: 0..counts[0]-1, 0..counts[1]-1, ..."""
     counts = np.asarray(counts, np.int64)
     return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def wrap_phi(dphi: np.ndarray) -> np.ndarray:
+    """Angles wrapped into [-pi, pi)."""
+    return (dphi + np.pi) % (2 * np.pi) - np.pi

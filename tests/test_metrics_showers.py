@@ -174,7 +174,7 @@ def test_calochallenge_suite_end_to_end_is_reproducible_and_streams(shower_files
     small = dataclasses.replace(CaloSuiteConfig.named("fast"), chunk_rows=37, metrics=metrics)
     from pcbench.evaluate.calochallenge import calochallenge_suite
     from pcbench.evaluate.protocol import half_rows
-    from pcbench.evaluate.sources import ShowerSource
+    from pcbench.data.sources import ShowerSource
     halves = half_rows(200, 500, 42)
     r2, _, _ = calochallenge_suite(ShowerSource.of(f["cc_gen"]), ShowerSource.of(f["cc_ref"]), halves,
                                    get_geometry("calochallenge-2"), small)

@@ -17,9 +17,8 @@ from pcbench.cli import cli
 from pcbench.errors import ConfigError
 from pcbench.evaluate.result import EvaluationResult, MetricValue
 from pcbench.leaderboard import build_tables, reproduce, to_markdown
-from pcbench.leaderboard.config import load_config, parse_config
+from pcbench.leaderboard.config import load_config
 from pcbench.leaderboard.published import published_rows
-from pcbench.leaderboard.site import build_site
 
 TINY = {"name": "tiny-showers", "description": "tiny PARAMETERISED ILD-like showers, for tests",
         "data": {"simulate": "ild-photons", "n": 160, "seed": 1, "workers": 1}, "threads": 1,

@@ -22,7 +22,8 @@ from pcbench.models.pointwise import PointWiseNet
 from pcbench.models.shower_flow import ShowerStats, by_rows, shower_quantities
 from pcbench.models.shower_pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
                                           calibrate_layer_energy)
-from pcbench.models.shower_training import ShowerTrainOptions, load_shower_model, shower_model_config, train_shower_model
+from pcbench.models import model_config
+from pcbench.models.shower_training import ShowerTrainOptions, load_shower_model, train_shower_model
 
 TINY = {"widths": [16, 16], "flow_transforms": 1, "flow_hidden": [16], "flow_epochs": 2, "flow_batch_size": 16,
         "diffusion_steps": 6, "batch_size": 4, "points_per_shower": 32, "num_steps": 3}
@@ -132,7 +133,7 @@ def test_shower_quantities_and_flow_round_trip(ild_train):
     chunked = by_rows(lambda p, m: shower_quantities(p, m, g), ild_train.points, ild_train.mask, chunk=7)
     assert all(np.array_equal(chunked[k], q[k], equal_nan=True) for k in q)  # row-wise: chunks change nothing
     assert np.allclose(q["energy_per_layer"].sum(1), ild_train.points[..., 3].sum(1), rtol=1e-5)
-    model = CaloClouds2(shower_model_config("caloclouds2", "small", **TINY), ShowerStats.fit(ild_train.points, ild_train.mask, g))
+    model = CaloClouds2(model_config("caloclouds2", "small", **TINY), ShowerStats.fit(ild_train.points, ild_train.mask, g))
     f = model.flow.encode(q, ild_train.incident_energy)
     back = model.flow.decode(f.astype(np.float64), ild_train.incident_energy)
     assert np.allclose(back["n_points"], q["n_points"]) and np.allclose(back["e_sum"], q["e_sum"], rtol=1e-5)
@@ -140,7 +141,7 @@ def test_shower_quantities_and_flow_round_trip(ild_train):
 
 
 def test_training_reduces_the_losses_and_checkpoints_round_trip(ild_train, tmp_path):
-    cfg = shower_model_config("caloclouds2", "small", **{**TINY, "flow_epochs": 25, "diffusion_steps": 400,
+    cfg = model_config("caloclouds2", "small", **{**TINY, "flow_epochs": 25, "diffusion_steps": 400,
                                                           "batch_size": 8, "points_per_shower": 64, "lr": 3e-3,
                                                           "flow_lr": 5e-3})
     opts = ShowerTrainOptions(out_dir=tmp_path / "cc2", progress=False, occupancy_showers=8, seed=1)
@@ -177,7 +178,7 @@ def test_training_reduces_the_losses_and_checkpoints_round_trip(ild_train, tmp_p
     assert (got > 0).sum() > 10 and np.allclose(got[got > 0], want[got > 0], rtol=1e-4)
 
     # consistency distillation: the student matches the teacher's multi-step output better after training
-    cm_cfg = shower_model_config("caloclouds2-cm", "small", **{**TINY, "cm_steps": 150, "batch_size": 8,
+    cm_cfg = model_config("caloclouds2-cm", "small", **{**TINY, "cm_steps": 150, "batch_size": 8,
                                                                 "points_per_shower": 64, "lr": 2e-3})
     cm_opts = ShowerTrainOptions(out_dir=tmp_path / "cm", progress=False, teacher=path, seed=1)
     before = CaloClouds2CM.from_teacher(model, cm_cfg)
@@ -197,7 +198,7 @@ def test_training_reduces_the_losses_and_checkpoints_round_trip(ild_train, tmp_p
 
 
 def test_resume_continues_where_it_stopped(ild_train, tmp_path):
-    cfg = shower_model_config("caloclouds2", "small", **{**TINY, "diffusion_steps": 20})
+    cfg = model_config("caloclouds2", "small", **{**TINY, "diffusion_steps": 20})
     full = train_shower_model("caloclouds2", cfg, ild_train,
                               ShowerTrainOptions(out_dir=tmp_path / "a", progress=False, occupancy_showers=4, checkpoint_every=10))
     half = train_shower_model("caloclouds2", {**cfg, "diffusion_steps": 10}, ild_train,
@@ -230,7 +231,7 @@ def test_caloclouds_one_trains_and_samples(ild_train, tmp_path):
 
     b = ddpm_betas(100)
     assert b[0] == pytest.approx(1e-4) and b[-1] == pytest.approx(0.02) and b[50] == pytest.approx(((1e-2 + 0.02 ** 0.5 * 50 / 99 - 1e-2 * 50 / 99)) ** 2)
-    cfg = shower_model_config("caloclouds", "small", **{**TINY, "latent": 4, "encoder_hidden": 16, "latent_transforms": 1,
+    cfg = model_config("caloclouds", "small", **{**TINY, "latent": 4, "encoder_hidden": 16, "latent_transforms": 1,
                                                          "ddpm_steps": 20, "diffusion_steps": 300, "batch_size": 8,
                                                          "points_per_shower": 64, "lr": 3e-3})
     g = get_geometry("ild-ecal")
@@ -294,7 +295,7 @@ def test_caloclouds2_on_calochallenge_voxels_trains_samples_and_evaluates(ds2_vo
     from pcbench.evaluate import evaluate
     from pcbench.models.shower_training import as_point_showers
 
-    cfg = shower_model_config("caloclouds2", "small", **{**TINY, "diffusion_steps": 30})
+    cfg = model_config("caloclouds2", "small", **{**TINY, "diffusion_steps": 30})
     path = train_shower_model("caloclouds2", cfg, ds2_voxels, ShowerTrainOptions(out_dir=tmp_path / "m", progress=False,
                                                                                    occupancy_showers=8))
     model, payload = load_shower_model(path)
@@ -343,7 +344,7 @@ def _shower_ddp_worker(rank: int, world: int, port: int, data: str, out: str) ->
         return save(self, optimizers)
 
     st._Run.save = save_every_rank
-    cfg = shower_model_config("caloclouds", "small", **{**TINY, "latent": 4, "encoder_hidden": 8, "latent_transforms": 1,
+    cfg = model_config("caloclouds", "small", **{**TINY, "latent": 4, "encoder_hidden": 8, "latent_transforms": 1,
                                                          "ddpm_steps": 10, "diffusion_steps": 8})
     Path(out).mkdir(parents=True, exist_ok=True)
     train_shower_model("caloclouds", cfg, formats.read(data), ShowerTrainOptions(out_dir=Path(out), progress=False,
@@ -393,7 +394,7 @@ def _budget_worker(rank: int, world: int, port: int, data: str, out: str) -> Non
             return time.perf_counter() + (1e6 if calls[0] > 4 else 0.0)
 
         st.time = types.SimpleNamespace(perf_counter=late_clock)
-    cfg = shower_model_config("caloclouds2", "small", **{**TINY, "flow_epochs": 2, "diffusion_steps": 400})
+    cfg = model_config("caloclouds2", "small", **{**TINY, "flow_epochs": 2, "diffusion_steps": 400})
     Path(out).mkdir(parents=True, exist_ok=True)
     train_shower_model("caloclouds2", cfg, formats.read(data),
                        ShowerTrainOptions(out_dir=Path(out), progress=False, occupancy_showers=4, max_minutes=30.0))

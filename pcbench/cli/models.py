@@ -10,9 +10,9 @@ from .._outputs import output_dir, output_file
 from ..data import JET_TYPES, Cache, JetSet, load, read
 from ..data.loaders import split_indices
 from ..errors import IncompatibleError, UsageError
-from ..models import MODELS
-from ..models.shower_training import SHOWER_MODELS
-from ..models.config import check_device, parse_sets
+from ..models.registry import GENERATORS, kind_of, model_config
+from .._device import check_device
+from ..models.config import parse_sets
 from . import cli, console, err_console
 from .data import cache_option
 
@@ -53,7 +53,7 @@ def _finish_line(kind: str, name: str, config_name: str, n: int, path: Path) -> 
 
 
 @cli.command("train")
-@click.argument("name", type=click.Choice(sorted(MODELS) + sorted(SHOWER_MODELS)))
+@click.argument("name", type=click.Choice(sorted(GENERATORS)))
 @click.option("--data", default=None, help="Registry name, e.g. jetnet30:g, jetnet30-sim:g, ild-photons-param, calochallenge-2-param.")
 @click.option("--data-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="An HDF5 file of jets or point showers instead of a registry name.")
@@ -85,16 +85,15 @@ def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, de
     if name == "caloclouds2-cm" and teacher is None:
         raise UsageError("caloclouds2-cm distils a trained CaloClouds II: give --teacher CKPT")
     resume_path(out_dir, resume)
-    if name in SHOWER_MODELS:
-        config = _shower_config(name, config_name, sets)
+    config = model_config(name, config_name, **sets)
+    if kind_of(name) == "showers":
         output_dir(out_dir)
         _train_showers(name, data, data_file, teacher, config_name, config, device, seed, out_dir, resume, max_minutes,
                        Cache(cache_dir))
         return
     from ..evaluate.jets import infer_jet_type
-    from ..models import TrainOptions, model_config, train
+    from ..models import TrainOptions, train
 
-    config = model_config(name, config_name, **sets)
     output_dir(out_dir)
     train_jets, valid_jets, prov = _training_data(data, data_file, Cache(cache_dir))
     prov.update(jet_type=jet_type or infer_jet_type(train_jets), config_name=config_name)
@@ -103,12 +102,6 @@ def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, de
     best = train(name, config, train_jets, opts, valid_jets)
     last = out_dir / "last.pt"  # it holds the epochs trained against the planned ones
     _finish_line("jets", name, config_name, len(train_jets), last if last.exists() else best)
-
-
-def _shower_config(name: str, config_name: str, sets: dict):
-    from ..models.shower_training import shower_model_config
-
-    return shower_model_config(name, config_name, **sets)
 
 
 def _train_showers(name, data, data_file, teacher, config_name, config, device, seed, out_dir, resume, max_minutes,
@@ -181,8 +174,8 @@ def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, o
         err_console.print(f"[bold yellow]warning:[/] {checkpoint} is unfinished (its training budget ran out); "
                           f"untrained: {'; '.join(untrained)}. Its samples do not show what the model can do.",
                           highlight=False, soft_wrap=True)
-    if payload["model"] in SHOWER_MODELS:
-        from ..evaluate.sources import ShowerSource
+    if kind_of(payload["model"]) == "showers":
+        from ..data.sources import ShowerSource
         from ..models.sampling import sample_showers
         from ..models.shower_pipeline import PipelineSteps
 

@@ -29,7 +29,8 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
              profile: str = "full", cache: Cache | None = None, out_dir: str | os.PathLike[str] | None = None,
              progress: Callable[[str], None] | None = None, plots: bool = False,
              metrics: tuple[str, ...] = (), energy_check: bool = True,
-             jet_type: str | None = None, device: str = "cpu", truth: str = "auto") -> EvaluationResult:
+             jet_type: str | None = None, device: str = "cpu", truth: str = "auto",
+             names: dict[str, Any] | None = None) -> EvaluationResult:
     """Evaluate a sample file against a reference (registry name: its test split; or a file).
 
     The file is validated first (every problem is reported); the suite of its kind runs with the
@@ -51,13 +52,17 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     the halves; a file path is a disjoint truth sample for a reference file (e.g. the
     CaloChallenge's other file).  The truth row is kept in the cache (``truth-rows/``), keyed by
     the checksums and settings, so later models against the same reference reuse it.
+
+    ``names``: how the caller names what it passed (provenance entries that replace the computed
+    ones, e.g. a leaderboard's data-set name and split for its split files; ``truth_sample`` names
+    the truth sample in the protocol), applied before the record and its report are written.
     """
     samples = Path(samples)
     if out_dir is not None:
         out_dir = output_dir(out_dir)
     if jet_type is not None and jet_type not in JET_TYPES:
         raise UsageError(f"--jet-type {jet_type!r}: expected one of {', '.join(JET_TYPES)}")
-    from ..models.config import check_device
+    from .._device import check_device
 
     check_device(device)
     report = validate_file(samples)
@@ -68,7 +73,7 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     cache = cache or Cache()
     if report.kind in ("voxel-showers", "point-showers"):
         return _evaluate_showers(samples, report.kind, reference, model, profile, cache, out_dir, progress, plots,
-                                 metrics, energy_check, device, truth, truth_file)
+                                 metrics, energy_check, device, truth, truth_file, names)
     cfg = JetSuiteConfig.named(profile, metrics=tuple(metrics), device=device)
     gen = read(samples)
     ref, ref_info = load_reference(reference, cache)
@@ -93,14 +98,26 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     result = _record(samples, report.kind or "jets", model or gen.attrs.get("model") or samples.stem, values,
                      {**ref_info, **_truth_provenance(truth_info), **settings, "seed": cfg.seed,
                       "reference_rows": len(ref), "truth_row_cached": store.hits > 0}, gen.attrs, len(gen),
-                     ref.attrs)
+                     ref.attrs, names)
+
+    def figures(folder: Path) -> list[Path]:
+        from .plots import jet_plots
+
+        return jet_plots(samples_used["gen"], samples_used["real"], folder, result)
+
+    return _write(result, out_dir, figures if plots else None)
+
+
+def _write(result: EvaluationResult, out_dir: str | os.PathLike[str] | None,
+           figures: Callable[[Path], list[Path]] | None) -> EvaluationResult:
+    """Write the record as ``<model>.json`` in ``out_dir`` and, with ``figures``, its plots
+    (``<model>_plots/``) and one-page HTML report, all from the one finished provenance."""
     if out_dir is not None:
         path = result.write(Path(out_dir) / f"{_safe(result.model)}.json")
-        if plots:
-            from .plots import html_report, jet_plots
+        if figures is not None:
+            from .plots import html_report
 
-            figures = jet_plots(samples_used["gen"], samples_used["real"], path.with_suffix("").parent / f"{path.stem}_plots", result)
-            html_report(result, figures, path.with_suffix(".html"))
+            html_report(result, figures(path.parent / f"{path.stem}_plots"), path.with_suffix(".html"))
     return result
 
 
@@ -151,7 +168,8 @@ def is_parameterised(attrs: dict[str, Any]) -> bool:
 
 
 def _record(samples: Path, kind: str, model: str, values: dict[str, MetricValue], settings: dict[str, Any],
-            attrs: dict[str, Any], rows: int, ref_attrs: dict[str, Any]) -> EvaluationResult:
+            attrs: dict[str, Any], rows: int, ref_attrs: dict[str, Any],
+            names: dict[str, Any] | None = None) -> EvaluationResult:
     """The result with its provenance: the sample file (md5 of the file and of its data arrays
     alone), the settings, pcbench, the hardware, and whether samples or reference are
     parameterised showers."""
@@ -165,6 +183,10 @@ def _record(samples: Path, kind: str, model: str, values: dict[str, MetricValue]
         "samples_parameterised": is_parameterised(attrs),
         "reference_parameterised": is_parameterised(ref_attrs),
     }
+    names = dict(names or {})
+    if "truth_sample" in names and provenance.get("protocol"):
+        provenance["protocol"] = {**provenance["protocol"], "truth_sample": names.pop("truth_sample")}
+    provenance.update(names)
     return EvaluationResult(kind=kind, model=model, metrics=values, provenance=provenance)
 
 
@@ -210,11 +232,12 @@ def _shared_geometry(samples: Path, attrs: dict[str, Any], kind: str, reference:
 def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | None, profile: str, cache: Cache | None,
                       out_dir: str | os.PathLike[str] | None, progress: Callable[[str], None] | None, plots: bool,
                       metrics: tuple[str, ...], energy_check: bool, device: str = "cpu", truth: str = "auto",
-                      truth_file: Path | None = None) -> EvaluationResult:
+                      truth_file: Path | None = None, names: dict[str, Any] | None = None) -> EvaluationResult:
     """The CaloChallenge suite for voxel showers, the ILD suite for point showers."""
     from ..geometry import get_geometry
     from .protocol import half_rows, split_rows
-    from .sources import ShowerSource, check_incident_energies
+    from ..data.sources import ShowerSource
+    from .sources import check_incident_energies
 
     attrs = read_attrs(samples)
     gen = ShowerSource.of(samples)
@@ -255,13 +278,11 @@ def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | Non
     result = _record(samples, kind, model or attrs.get("model") or samples.stem, values,
                      {**ref_info, **_truth_provenance(truth_info), **settings, **energy, "seed": cfg.seed,
                       "reference_rows": len(ref), "truth_row_cached": store.hits > 0}, attrs, len(gen),
-                     first.attrs)
-    if out_dir is not None:
-        path = result.write(Path(out_dir) / f"{_safe(result.model)}.json")
-        if plots:
-            from .plots import html_report
-            from .shower_plots import shower_plots
+                     first.attrs, names)
 
-            figures = shower_plots(used, geometry, path.parent / f"{path.stem}_plots", result)
-            html_report(result, figures, path.with_suffix(".html"))
-    return result
+    def figures(folder: Path) -> list[Path]:
+        from .shower_plots import shower_plots
+
+        return shower_plots(used, geometry, folder, result)
+
+    return _write(result, out_dir, figures if plots else None)

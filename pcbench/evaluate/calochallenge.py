@@ -26,7 +26,7 @@ from ..metrics.separation import separation_power_counts, separation_power_sampl
 from .log import loop, prefixed
 from .result import MetricValue
 from .protocol import Rows
-from .sources import ShowerSource
+from ..data.sources import ShowerSource
 from .truth_cache import TruthStore, rows_digest
 
 __all__ = ["CALO_SUITE_VERSION", "CaloSuiteConfig", "calochallenge_suite", "histogram_bins"]

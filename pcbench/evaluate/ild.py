@@ -18,7 +18,7 @@ from ..metrics.dnn_classifier import DNNSettings, dnn_classifier_test
 from .log import loop, prefixed
 from .result import MetricValue
 from .protocol import Rows
-from .sources import ShowerSource
+from ..data.sources import ShowerSource
 from .truth_cache import TruthStore, rows_digest
 
 __all__ = ["ILD_SUITE_VERSION", "ILDSuiteConfig", "ild_suite", "summarise_points"]

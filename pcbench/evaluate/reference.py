@@ -8,7 +8,7 @@ from typing import Any
 from .._io import file_md5
 from ..data import Cache, load, read
 from ..data.loaders import dataset_paths, resolve_files, split_files
-from .sources import ShowerSource
+from ..data.sources import ShowerSource
 
 __all__ = ["load_reference", "reference_source", "truth_split"]
 

@@ -199,8 +199,7 @@ def _dataclass(cls: type, value: Any, where: str, source: str) -> Any:
 
 def _check(cfg: LeaderboardConfig, source: str) -> None:
     """What the types cannot say: one data source, known models of the data's kind, teachers."""
-    from ..models.registry import MODELS
-    from ..models.shower_training import SHOWER_MODELS
+    from ..models.registry import GENERATORS
 
     d = cfg.data
     if (d.simulate is None) == (d.dataset is None):
@@ -221,7 +220,7 @@ def _check(cfg: LeaderboardConfig, source: str) -> None:
             raise ConfigError(f"{source}: data.dataset: {exc}") from None
     if not cfg.models:
         raise ConfigError(f"{source}: models: expected at least one model")
-    known = MODELS if cfg.kind == "jets" else SHOWER_MODELS
+    known = [n for n, (kind, _) in GENERATORS.items() if kind == cfg.kind]
     seen: list[str] = []
     for i, m in enumerate(cfg.models):
         if m.name not in known:

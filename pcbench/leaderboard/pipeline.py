@@ -158,9 +158,10 @@ def _train(cfg: LeaderboardConfig, spec: ModelEntry, data: _Data, work: Path, ch
                             max_minutes=spec.max_minutes, progress=progress,
                             provenance={"data": data.name, "jet_type": cfg.data.jet_type, "config_name": spec.config})
         return train(spec.name, conf, data.train, opts, data.valid)
-    from ..models.shower_training import ShowerTrainOptions, shower_model_config, train_shower_model, training_provenance
+    from ..models import model_config
+    from ..models.shower_training import ShowerTrainOptions, train_shower_model, training_provenance
 
-    conf = shower_model_config(spec.name, spec.config, **spec.set)
+    conf = model_config(spec.name, spec.config, **spec.set)
     opts = ShowerTrainOptions(out_dir=out, device=cfg.train.device, seed=cfg.train.seed, max_minutes=spec.max_minutes,
                               progress=progress, teacher=checkpoints.get(spec.teacher) if spec.teacher else None,
                               provenance=training_provenance(data.train, {"data": data.name, "split": "train"},
@@ -210,16 +211,14 @@ def _run(cfg: LeaderboardConfig, work: Path, out_dir: str | os.PathLike[str] | N
         log(f"{stage} sampling")
         n = _sample(cfg, ckpt, samples, data, cache)
         log(f"{stage} evaluating")
-        rec = evaluate(samples, data.reference, spec.row, cfg.evaluate.profile, out_dir=out / "records", plots=plots,
-                       metrics=cfg.evaluate.metrics, truth=data.truth, cache=cache)
+        # the files hold the config's splits: the record names the data set and split, not temporary paths
+        names = {"samples": samples.name, "platform": platform_fingerprint(), "config_name": cfg.name}
         if data.truth != "auto":
-            # the files hold the config's splits: the records name the data set and split, not temporary paths
-            rec.provenance["protocol"]["truth_sample"] = f"{data.name} train split"
-            rec.provenance.update({"reference": data.name, "reference_file": Path(data.reference).name,
-                                   "reference_split": "test", "truth": data.name, "truth_split": "train",
-                                   "truth_file": Path(data.truth).name})
-        rec.provenance.update({"samples": samples.name, "platform": platform_fingerprint(), "config_name": cfg.name})
-        rec.write(out / "records" / f"{spec.row}.json")
+            names.update({"reference": data.name, "reference_file": Path(data.reference).name, "reference_split": "test",
+                          "truth": data.name, "truth_split": "train", "truth_file": Path(data.truth).name,
+                          "truth_sample": f"{data.name} train split"})
+        rec = evaluate(samples, data.reference, spec.row, cfg.evaluate.profile, out_dir=out / "records", plots=plots,
+                       metrics=cfg.evaluate.metrics, truth=data.truth, cache=cache, names=names)
         records.append(rec)
         trained = f"{rec_epochs(ckpt)} epochs trained (best kept: {ckpt.name})" if objects == "jets" else "trained"
         log(f"{spec.row}: {trained}, {n} {objects} sampled, evaluated")

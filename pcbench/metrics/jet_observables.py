@@ -12,12 +12,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from .._arrays import wrap_phi
+
 __all__ = ["wrap_phi", "jet_kinematics", "efps", "EFP_W1_INDICES", "nsubjettiness", "tau_ratios"]
-
-
-def wrap_phi(dphi: np.ndarray) -> np.ndarray:
-    """Angles wrapped into [-pi, pi)."""
-    return (dphi + np.pi) % (2 * np.pi) - np.pi
 
 
 def _four_momenta(particles: np.ndarray, mask: np.ndarray) -> np.ndarray:

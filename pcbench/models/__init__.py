@@ -1,9 +1,11 @@
-"""Reference jet generators behind one interface: EPiC-GAN, EPiC-FM, MP-GAN and a trivial baseline."""
+"""The reference generators under one registry (``registry.GENERATORS``): jets (EPiC-GAN, EPiC-FM,
+MP-GAN, the independent-particle baseline; one interface, ``base.JetGenerator``, one trainer) and
+showers (CaloClouds, CaloClouds II, CaloClouds II (CM), the shower baseline; ``shower_training``)."""
 
 from .base import JetGenerator, JetStats
-from .registry import MODELS, build_model, model_config
+from .registry import GENERATORS, MODELS, SHOWER_MODELS, build_model, kind_of, model_config
 from .sampling import sample_jets, time_generation
 from .training import TrainOptions, load_model, train
 
-__all__ = ["JetGenerator", "JetStats", "MODELS", "build_model", "model_config", "sample_jets", "time_generation",
-           "TrainOptions", "load_model", "train"]
+__all__ = ["JetGenerator", "JetStats", "GENERATORS", "MODELS", "SHOWER_MODELS", "build_model", "kind_of", "model_config",
+           "sample_jets", "time_generation", "TrainOptions", "load_model", "train"]

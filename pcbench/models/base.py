@@ -23,7 +23,8 @@ from torch import nn
 from .._io import atomic_path
 from ..data import JetSet
 from ..errors import CheckpointError, UsageError
-from ..metrics.jet_observables import jet_kinematics, wrap_phi
+from .._arrays import wrap_phi
+from ..metrics.jet_observables import jet_kinematics
 
 __all__ = ["JetStats", "JetGenerator", "equal_multiplicity_batches", "save_checkpoint", "load_checkpoint_file"]
 

@@ -7,7 +7,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..errors import ConfigError, UsageError
+from .._device import check_device
+from ..errors import ConfigError
 
 __all__ = ["parse_sets", "configured", "check_device"]
 
@@ -65,21 +66,3 @@ def configured(model: str, configs: Mapping[str, Mapping[str, Any]], config: str
             raise ConfigError(f"--set {key}={json.dumps(value) if not isinstance(value, str) else value}: expected "
                               f"{_type_name(known[key])} (the full config has {json.dumps(known[key])})")
     return {**base, **{k: v for k, v in overrides.items() if v is not None}}
-
-
-def check_device(device: str) -> str:
-    """``device`` if torch can use it here; else a one-line error saying what is missing."""
-    import torch
-
-    kind, _, index = device.partition(":")
-    if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
-        raise UsageError(f"--device {device!r}: expected cpu, cuda or cuda:N")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", a CPU-only build")
-            raise UsageError(f"--device {device}: CUDA is not available here ({build}); use --device cpu, or install "
-                             "a CUDA build of the same torch version (see the PyTorch installation guide) on a "
-                             "machine with an NVIDIA GPU")
-        if index and int(index) >= torch.cuda.device_count():
-            raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device

@@ -1,4 +1,6 @@
-"""The generator registry: one line per model; ``build_model`` makes any of them from data."""
+"""The generator registry, jets and showers: one line per model (``GENERATORS``: name -> kind and
+class); ``model_config`` gives any model's named config with checked overrides, ``kind_of`` its
+kind; ``build_model`` makes a jet model from data (shower models: ``shower_training``)."""
 
 from __future__ import annotations
 
@@ -15,17 +17,35 @@ from .config import configured
 from .epic_fm import EPiCFM
 from .epic_gan import EPiCGAN
 from .mpgan import MPGAN
+from .caloclouds import CaloClouds
+from .caloclouds2 import CaloClouds2
+from .caloclouds2_cm import CaloClouds2CM
+from .shower_baseline import IndependentShowerPoints
 
-__all__ = ["MODELS", "build_model", "model_config"]
+__all__ = ["GENERATORS", "MODELS", "SHOWER_MODELS", "build_model", "kind_of", "model_config"]
 
-MODELS: dict[str, type[JetGenerator]] = {m.name: m for m in (EPiCGAN, EPiCFM, MPGAN, IndependentParticles)}
+#: every generator: name -> (kind of its data, class)
+GENERATORS: dict[str, tuple[str, type]] = {
+    **{m.name: ("jets", m) for m in (EPiCGAN, EPiCFM, MPGAN, IndependentParticles)},
+    **{m.name: ("showers", m) for m in (CaloClouds, CaloClouds2, CaloClouds2CM, IndependentShowerPoints)},
+}
+#: the jet generators and the shower generators (views of ``GENERATORS``)
+MODELS: dict[str, type[JetGenerator]] = {n: c for n, (k, c) in GENERATORS.items() if k == "jets"}
+SHOWER_MODELS: dict[str, type] = {n: c for n, (k, c) in GENERATORS.items() if k == "showers"}
+
+
+def kind_of(name: str) -> str:
+    """``jets`` or ``showers``: what generator ``name`` makes (a ConfigError naming the known ones)."""
+    if name not in GENERATORS:
+        raise ConfigError(f"unknown model {name!r}; known: {', '.join(GENERATORS)}")
+    return GENERATORS[name][0]
 
 
 def model_config(name: str, config: str | dict[str, Any] = "small", **overrides: Any) -> dict[str, Any]:
-    """A named config (``small``, ``full``) of model ``name``, with ``overrides`` applied."""
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    return configured(name, MODELS[name].configs, config, **overrides)
+    """A named config (``small``, ``full``) of any model ``name``, with ``overrides`` applied
+    (each checked against the config's keys and types)."""
+    kind_of(name)
+    return configured(name, GENERATORS[name][1].configs, config, **overrides)
 
 
 def build_model(name: str, config: dict[str, Any], jets: JetSet | None = None,

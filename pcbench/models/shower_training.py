@@ -29,24 +29,16 @@ from ..geometry import get_geometry, layer_stack, project, to_points
 from ..geometry.cylindrical import GEOMETRY_OF_VOXEL_COUNT
 from ..metrics.calo_features import threshold_voxels
 from .base import load_checkpoint_file, resume_path, save_checkpoint
-from .config import configured
-from .caloclouds import CaloClouds
 from .caloclouds2 import CaloClouds2
 from .caloclouds2_cm import CaloClouds2CM
+from .registry import SHOWER_MODELS
 from .shower_baseline import IndependentShowerPoints
 from .shower_flow import ShowerStats, shower_quantities
 from .shower_pipeline import OccupancyCalibration, PipelineSteps
 from .training import distributed_context
 
-__all__ = ["SHOWER_MODELS", "ShowerTrainOptions", "train_shower_model", "load_shower_model", "shower_model_config",
-           "as_point_showers", "training_provenance"]
-
-SHOWER_MODELS = {m.name: m for m in (CaloClouds, CaloClouds2, CaloClouds2CM, IndependentShowerPoints)}
-
-
-def shower_model_config(name: str, config: str = "small", **overrides: Any) -> dict[str, Any]:
-    """A named config (``small``, ``full``) of shower model ``name``, with ``overrides`` applied."""
-    return configured(name, SHOWER_MODELS[name].configs, config, **overrides)
+__all__ = ["ShowerTrainOptions", "train_shower_model", "load_shower_model", "as_point_showers",
+           "training_provenance"]
 
 
 def training_provenance(showers: ShowerPointSet | VoxelShowerSet, source: dict[str, Any],

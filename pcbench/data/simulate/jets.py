@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...metrics.jet_observables import wrap_phi
+from ..._arrays import wrap_phi
 from ..containers import JET_TYPES, JetSet
 from .chunks import output_run, run_chunks
 
