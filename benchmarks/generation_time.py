@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pcbench.models import build_model, model_config
-from pcbench.models.base import JetStats
+from pcbench.models.jets.base import JetStats
 
 PUBLISHED_US = {("mp-gan", 30): 26, ("mp-gan", 150): 660, ("epic-gan", 30): 1, ("epic-gan", 150): 6}
 

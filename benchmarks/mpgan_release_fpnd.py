@@ -33,7 +33,7 @@ from pcbench._platform import machine
 from pcbench.evaluate.display import fmt_number, fmt_value
 from pcbench.metrics.fpnd import NUM_SAMPLES, fpnd, fpnd_resources, particlenet_activations
 from pcbench.metrics.frechet import frechet_distance
-from pcbench.models.mpgan_release import generate_jets, jetnet30_multiplicities, load_release, resolve_release
+from pcbench.models.jets.mpgan_release import generate_jets, jetnet30_multiplicities, load_release, resolve_release
 
 
 def _write_json(path: Path, record: dict[str, Any]) -> None:

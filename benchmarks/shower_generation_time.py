@@ -29,11 +29,11 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from pcbench.models.caloclouds import CaloClouds
-from pcbench.models.caloclouds2 import CaloClouds2
-from pcbench.models.caloclouds2_cm import CaloClouds2CM
-from pcbench.models.pointwise import ConcatSquashLinear
-from pcbench.models.shower_flow import ShowerStats
+from pcbench.models.showers.caloclouds import CaloClouds
+from pcbench.models.showers.caloclouds2 import CaloClouds2
+from pcbench.models.showers.caloclouds2_cm import CaloClouds2CM
+from pcbench.models.showers.pointwise import ConcatSquashLinear
+from pcbench.models.showers.flow import ShowerStats
 
 PUBLISHED = {("caloclouds", "cpu", 1): 3146.7, ("caloclouds2", "cpu", 1): 651.68, ("caloclouds2-cm", "cpu", 1): 84.35,
              ("caloclouds", "cuda", 64): 24.91, ("caloclouds2", "cuda", 64): 6.12, ("caloclouds2-cm", "cuda", 64): 2.09}

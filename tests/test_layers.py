@@ -27,20 +27,26 @@ ALLOWED = {
 }
 
 
-def _imports(path: Path) -> set[str]:
-    """The top-level pcbench packages or modules that ``path`` imports (relative or absolute)."""
+def _targets(path: Path) -> list[list[str]]:
+    """Every module path (under pcbench, as parts) that ``path`` imports, relative or absolute; a
+    bare ``from . import x`` gives ``[x]`` for each name."""
     parts = path.relative_to(PKG).parts[:-1]
-    out = set()
+    out: list[list[str]] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.level > 0:
             base = list(parts[:len(parts) - node.level + 1])
             target = base + (node.module.split(".") if node.module else [])
-            out |= {target[0]} if target else {a.name for a in node.names}
+            out += [target] if target else [[a.name] for a in node.names]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pcbench."):
-            out.add(node.module.split(".")[1])
+            out.append(node.module.split(".")[1:])
         elif isinstance(node, ast.Import):
-            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("pcbench.")}
+            out += [a.name.split(".")[1:] for a in node.names if a.name.startswith("pcbench.")]
     return out
+
+
+def _imports(path: Path) -> set[str]:
+    """The top-level pcbench packages or modules that ``path`` imports."""
+    return {t[0] for t in _targets(path)}
 
 
 def test_no_module_imports_upward_or_sideways():
@@ -65,3 +71,19 @@ def test_no_module_imports_upward_or_sideways():
 def test_the_layers_exist_and_the_checker_sees_imports():
     assert set(ALLOWED) <= {p.name for p in PKG.iterdir() if p.is_dir()}
     assert "data" in _imports(PKG / "evaluate" / "__init__.py") and "geometry" in _imports(PKG / "data" / "validate.py")
+
+
+def test_jet_and_shower_generators_are_siblings_on_the_shared_training_code():
+    """models/jets and models/showers never import each other; the shared pieces (checkpoints,
+    the one training loop, configs) import neither; the registry and sampling sit above both."""
+    models = PKG / "models"
+
+    def targets(path: Path) -> set[str]:
+        return {t[1] for t in _targets(path) if t[:1] == ["models"] and len(t) > 1}
+
+    for kind, other in (("jets", "showers"), ("showers", "jets")):
+        for path in (models / kind).rglob("*.py"):
+            assert other not in targets(path), f"{path.relative_to(PKG)} imports models.{other}"
+    for shared in ("checkpoints", "trainer", "config"):
+        assert not targets(models / f"{shared}.py") & {"jets", "showers", "registry"}, shared
+    assert {"jets", "showers"} <= targets(models / "registry.py")

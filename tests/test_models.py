@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from pcbench.cli import cli
 from pcbench.data import JetSet, read, validate_file, write
 from pcbench.data.simulate.jets import JetSimConfig, simulate_jet_chunk
-from pcbench.models import MODELS, TrainOptions, build_model, load_model, model_config, train
-from pcbench.models.epic import EPiCLayer
-from pcbench.models.epic_fm import ode_solve
-from pcbench.models.mpgan import MPLayer
+from pcbench.models import MODELS, JetGenerator, TrainOptions, build_model, load_model, model_config, train
+from pcbench.models.jets.epic import EPiCLayer
+from pcbench.models.jets.epic_fm import ode_solve
+from pcbench.models.jets.mpgan import MPLayer
 
 TINY = {
     "epic-gan": {"hidden": 16, "gen_layers": 1, "disc_layers": 1, "batch_size": 32},
@@ -190,3 +190,63 @@ def test_cli_train_then_sample(jets, tmp_path):
     out = read(tmp_path / "s.h5")
     assert len(out) == 64 and out.attrs["model"] == "epic-gan" and out.attrs["generation_time_per_object_s"] > 0
     assert (out.jet_type == 0).all() and out.attrs["hardware"]["device"] == "cpu"
+
+
+class GaussianParticles(JetGenerator):
+    """The docs' minimal example (docs/generators-jets.md, "Adding a generator"): every particle's
+    normalised features from one learned Gaussian (mean and log-width per feature)."""
+
+    name = "gaussian-particles"
+    configs = {"small": {"lr": 0.05, "batch_size": 64, "epochs": 3}, "full": {"lr": 0.01, "batch_size": 256, "epochs": 50}}
+
+    def __init__(self, config, stats):
+        super().__init__(config, stats)
+        self.net = torch.nn.ParameterDict({"mean": torch.nn.Parameter(torch.zeros(3)),
+                                           "log_std": torch.nn.Parameter(torch.zeros(3))})
+
+    def trainable(self):
+        return {"net": self.net}
+
+    def make_optimizers(self):
+        return {"net": torch.optim.Adam(self.net.parameters(), lr=self.config["lr"])}
+
+    def training_step(self, x, optimizers, modules):
+        p = self.net
+        nll = (0.5 * ((x - p["mean"]) / p["log_std"].exp()) ** 2 + p["log_std"]).mean()
+        optimizers["net"].zero_grad()
+        nll.backward()
+        optimizers["net"].step()
+        return {"nll": nll.item()}
+
+    def generate(self, n_jets, multiplicity, generator):
+        noise = torch.randn(n_jets, multiplicity, 3, generator=generator, device=self.device)
+        return self.net["mean"] + self.net["log_std"].exp() * noise
+
+
+def test_a_new_generator_is_one_class_and_one_registry_line(jets, tmp_path):
+    from pcbench.models import registry
+    from pcbench.models.jets.base import JetGenerator as Base
+
+    assert issubclass(GaussianParticles, Base)
+    registry.register(GaussianParticles, "jets")  # the one registry line
+    try:
+        assert registry.kind_of("gaussian-particles") == "jets" and "gaussian-particles" in MODELS
+        with pytest.raises(Exception, match="--set lr=fast: expected a number"):
+            model_config("gaussian-particles", "small", lr="fast")
+        conf = model_config("gaussian-particles", "small", lr=0.1)
+        best = train("gaussian-particles", conf, jets, TrainOptions(epochs=10, out_dir=tmp_path, val_every=2,
+                                                                     progress=False), jets)
+        assert best.name == "best.pt" and load_model(best)[1]["epoch"] in (2, 4, 6, 8, 10)
+        model, payload = load_model(tmp_path / "last.pt")
+        assert payload["model"] == "gaussian-particles" and payload["epoch"] == 10
+        real = model.stats.normalise(torch.as_tensor(jets.particles[jets.mask], dtype=torch.float64))
+        # the maximum-likelihood Gaussian of the normalised particles: their mean and width (about 0 and
+        # norm_sigma = 5 by construction), which 10 epochs of Adam reach from 0 and 1
+        mean, log_std = (model.net[k].detach().double() for k in ("mean", "log_std"))
+        assert torch.allclose(mean, real.mean(0), atol=0.5) and torch.allclose(log_std, real.std(0).log(), atol=0.3)
+        out = model.sample(50, seed=1)
+        assert out.particle_features.shape == (50, 30, 4) and np.all(out.particles[~out.mask] == 0)
+        res = CliRunner().invoke(cli, ["train", "--help"])
+        assert res.exit_code == 0
+    finally:
+        del registry.GENERATORS["gaussian-particles"], MODELS["gaussian-particles"]

@@ -16,7 +16,7 @@ from pcbench.data import Cache, read
 from pcbench.data.simulate.jets import JetSimConfig, simulate_jet_chunk
 from pcbench.errors import PcbenchError
 from pcbench.metrics.fpnd import fpnd
-from pcbench.models.mpgan_release import (FEATURE_MAXES, generate_jets, jetnet30_multiplicities, load_release,
+from pcbench.models.jets.mpgan_release import (FEATURE_MAXES, generate_jets, jetnet30_multiplicities, load_release,
                                           resolve_release)
 
 DATA = Path(__file__).parent / "data" / "mpgan-release"

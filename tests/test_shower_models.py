@@ -15,15 +15,15 @@ from pcbench.data import formats
 from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
 from pcbench.data.containers import ShowerPointSet
 from pcbench.geometry import get_geometry
-from pcbench.models.caloclouds2 import CaloClouds2
-from pcbench.models.caloclouds2_cm import CaloClouds2CM
-from pcbench.models.edm import Denoiser, karras_sigmas, sample_euler, sample_heun
-from pcbench.models.pointwise import PointWiseNet
-from pcbench.models.shower_flow import ShowerStats, by_rows, shower_quantities
-from pcbench.models.shower_pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
+from pcbench.models.showers.caloclouds2 import CaloClouds2
+from pcbench.models.showers.caloclouds2_cm import CaloClouds2CM
+from pcbench.models.showers.edm import Denoiser, karras_sigmas, sample_euler, sample_heun
+from pcbench.models.showers.pointwise import PointWiseNet
+from pcbench.models.showers.flow import ShowerStats, by_rows, shower_quantities
+from pcbench.models.showers.pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
                                           calibrate_layer_energy)
 from pcbench.models import model_config
-from pcbench.models.shower_training import ShowerTrainOptions, load_shower_model, train_shower_model
+from pcbench.models.showers.training import ShowerTrainOptions, load_shower_model, train_shower_model
 
 TINY = {"widths": [16, 16], "flow_transforms": 1, "flow_hidden": [16], "flow_epochs": 2, "flow_batch_size": 16,
         "diffusion_steps": 6, "batch_size": 4, "points_per_shower": 32, "num_steps": 3}
@@ -87,7 +87,7 @@ def test_pointwise_net_is_pointwise_and_consistency_boundary_holds():
 
 def test_folded_inference_layers_equal_the_plain_form():
     """Without autograd the gate and bias are folded into per-shower weights: the same function."""
-    from pcbench.models.pointwise import ConcatSquashLinear
+    from pcbench.models.showers.pointwise import ConcatSquashLinear
 
     torch.manual_seed(0)
     net = PointWiseNet(4, 2, (32, 64, 32))
@@ -227,7 +227,7 @@ def test_cli_train_sample_evaluate_baseline(ild_train, tmp_path):
 
 
 def test_caloclouds_one_trains_and_samples(ild_train, tmp_path):
-    from pcbench.models.caloclouds import CaloClouds, ddpm_betas
+    from pcbench.models.showers.caloclouds import CaloClouds, ddpm_betas
 
     b = ddpm_betas(100)
     assert b[0] == pytest.approx(1e-4) and b[-1] == pytest.approx(0.02) and b[50] == pytest.approx(((1e-2 + 0.02 ** 0.5 * 50 / 99 - 1e-2 * 50 / 99)) ** 2)
@@ -276,7 +276,7 @@ def ds2_voxels():
 
 def test_voxels_become_one_point_per_voxel_above_threshold(ds2_voxels):
     from pcbench.geometry import project
-    from pcbench.models.shower_training import as_point_showers
+    from pcbench.models.showers.training import as_point_showers
 
     pts, name = as_point_showers(ds2_voxels, seed=4)
     g = get_geometry(name)
@@ -293,7 +293,7 @@ def test_voxels_become_one_point_per_voxel_above_threshold(ds2_voxels):
 
 def test_caloclouds2_on_calochallenge_voxels_trains_samples_and_evaluates(ds2_voxels, tmp_path):
     from pcbench.evaluate import evaluate
-    from pcbench.models.shower_training import as_point_showers
+    from pcbench.models.showers.training import as_point_showers
 
     cfg = model_config("caloclouds2", "small", **{**TINY, "diffusion_steps": 30})
     path = train_shower_model("caloclouds2", cfg, ds2_voxels, ShowerTrainOptions(out_dir=tmp_path / "m", progress=False,
@@ -332,18 +332,18 @@ def _shower_ddp_worker(rank: int, world: int, port: int, data: str, out: str) ->
     import os
     from pathlib import Path
 
-    import pcbench.models.shower_training as st
+    import pcbench.models.showers.training as st
 
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
     torch.set_num_threads(1)
-    save = st._Run.save
+    save = st._save
 
-    def save_every_rank(self, optimizers=None):
-        torch.save(self.model.state_dict(), Path(out) / f"rank{rank}.pt")
-        return save(self, optimizers)
+    def save_every_rank(model, name, state, opts, rank_, optimizers):
+        torch.save(model.state_dict(), Path(out) / f"rank{rank}.pt")
+        return save(model, name, state, opts, rank_, optimizers)
 
-    st._Run.save = save_every_rank
+    st._save = save_every_rank
     cfg = model_config("caloclouds", "small", **{**TINY, "latent": 4, "encoder_hidden": 8, "latent_transforms": 1,
                                                          "ddpm_steps": 10, "diffusion_steps": 8})
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -381,7 +381,7 @@ def _budget_worker(rank: int, world: int, port: int, data: str, out: str) -> Non
     import types
     from pathlib import Path
 
-    import pcbench.models.shower_training as st
+    import pcbench.models.trainer as trainer
 
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
@@ -393,7 +393,7 @@ def _budget_worker(rank: int, world: int, port: int, data: str, out: str) -> Non
             calls[0] += 1
             return time.perf_counter() + (1e6 if calls[0] > 4 else 0.0)
 
-        st.time = types.SimpleNamespace(perf_counter=late_clock)
+        trainer.time = types.SimpleNamespace(perf_counter=late_clock)  # the one loop's budget clock
     cfg = model_config("caloclouds2", "small", **{**TINY, "flow_epochs": 2, "diffusion_steps": 400})
     Path(out).mkdir(parents=True, exist_ok=True)
     train_shower_model("caloclouds2", cfg, formats.read(data),

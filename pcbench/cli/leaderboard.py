@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .._io import atomic_write_text
-from ..leaderboard import build_tables, load_config, read_published, read_records, reproduce, run_pipeline, write_tables
+from ..leaderboard import (build_tables, load_config, read_published, read_records, reproduce, run_pipeline, write_tables)
 from . import cli, console
 
 

@@ -40,7 +40,7 @@ def _training_data(data: str | None, data_file: Path | None, cache: Cache):
 
 def _finish_line(kind: str, name: str, config_name: str, n: int, path: Path) -> None:
     """The last line of ``train``: what was trained, and loudly, what a budget left untrained."""
-    from ..models.base import load_checkpoint_file, unfinished_parts
+    from ..models.checkpoints import load_checkpoint_file, unfinished_parts
 
     untrained = unfinished_parts(load_checkpoint_file(path))
     if untrained:
@@ -78,7 +78,7 @@ def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, de
     """Train a generator: jets (checkpoints last.pt, best.pt by validation W1M) or showers
     (CaloClouds, CaloClouds II, its consistency model, the baseline; checkpoint last.pt) into OUT.
     Showers: ILD-like point files, or CaloChallenge voxel files (trained on as points)."""
-    from ..models.base import resume_path
+    from ..models.checkpoints import resume_path
 
     sets = parse_sets(overrides)
     check_device(device)
@@ -107,7 +107,7 @@ def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, de
 def _train_showers(name, data, data_file, teacher, config_name, config, device, seed, out_dir, resume, max_minutes,
                    cache):
     from ..data.containers import ShowerPointSet, VoxelShowerSet
-    from ..models.shower_training import ShowerTrainOptions, train_shower_model, training_provenance
+    from ..models.showers.training import ShowerTrainOptions, train_shower_model, training_provenance
 
     if data_file is not None:
         showers, prov = read(data_file), {"data_file": str(data_file)}
@@ -132,7 +132,7 @@ class _CheckpointOrRelease(click.Path):
         super().__init__(exists=True, dir_okay=False, path_type=Path)
 
     def convert(self, value, param, ctx):
-        from ..models.mpgan_release import is_release_spec
+        from ..models.jets.mpgan_release import is_release_spec
 
         return str(value) if is_release_spec(value) else super().convert(value, param, ctx)
 
@@ -156,12 +156,12 @@ def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, o
     """Sample N jets or showers from a checkpoint into a sample file, with the time per object.
     CHECKPOINT may also be a released MP-GAN-paper generator: mpgan-release:NAME (fetched into the
     cache; see `pcbench fetch`) or a folder with its G_best_epoch.pt and args.txt."""
-    from ..models.base import load_checkpoint_file, unfinished_parts
+    from ..models.checkpoints import load_checkpoint_file, unfinished_parts
 
     check_device(device)
     output_file(output, "-o")
     if isinstance(checkpoint, str):
-        from ..models.mpgan_release import sample_release
+        from ..models.jets.mpgan_release import sample_release
 
         n = n or 50_000
         path, attrs = sample_release(checkpoint, n, output, seed, batch_size, device)
@@ -177,7 +177,7 @@ def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, o
     if kind_of(payload["model"]) == "showers":
         from ..data.sources import ShowerSource
         from ..models.sampling import sample_showers
-        from ..models.shower_pipeline import PipelineSteps
+        from ..models.showers.pipeline import PipelineSteps
 
         energies = ShowerSource.of(energies_from).incident_energies() if energies_from else None
         if n is None and energies is None:

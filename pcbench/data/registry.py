@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 #: The kinds of data pcbench knows; each has one container and one sample-file schema
-#: (``generator-weights``: released generator weights, read by :mod:`pcbench.models.mpgan_release`).
+#: (``generator-weights``: released generator weights, read by :mod:`pcbench.models.jets.mpgan_release`).
 KINDS = ("jets", "point-showers", "voxel-showers", "generator-weights")
 
 

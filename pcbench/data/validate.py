@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..geometry import Geometry, get_geometry, project
+from .geometry_of import shower_geometry
 from .checks import Problem, where_rows, jet_problems, point_shower_problems, voxel_shower_problems
 from .formats import detect_layout, iter_raw
 
@@ -93,7 +94,8 @@ def validate_file(path: str | os.PathLike[str], chunk_rows: int = 10_000, num_vo
             if not report.problems and report.rows == 0:
                 report.problems.append(Problem(layout.keys[0], "0 rows: the file holds no "
                                                f"{layout.kind.replace('-', ' ')}, so it is no usable sample"))
-            geometry = geometry or _attr_str(f.attrs.get("geometry")) or ("ild-ecal" if layout.name == "ild" else None)
+            geometry = shower_geometry({"geometry": _attr_str(f.attrs.get("geometry"))}, None, geometry,
+                                       "ild-ecal" if layout.name == "ild" else None)
         if report.problems:
             return report
         geo = get_geometry(geometry) if geometry else None

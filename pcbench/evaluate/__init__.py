@@ -15,6 +15,7 @@ from .._io import file_md5
 from .._outputs import output_dir
 from .._platform import machine
 from ..data import JET_TYPES, Cache, read, validate_file
+from ..data.geometry_of import shower_geometry
 from ..data.containers import VoxelShowerSet
 from ..data.formats import data_md5, read_attrs
 from ..errors import FormatError, IncompatibleError, UsageError
@@ -190,16 +191,6 @@ def _record(samples: Path, kind: str, model: str, values: dict[str, MetricValue]
     return EvaluationResult(kind=kind, model=model, metrics=values, provenance=provenance)
 
 
-def _shower_geometry(attrs: dict[str, Any], width: int | None, registered: str | None) -> str | None:
-    """The geometry a shower file is on: the registry's, else its ``geometry`` attribute, else (voxels)
-    the CaloChallenge geometry of its voxel count, else (points) the ILD ECal; None if unknown."""
-    from ..geometry.cylindrical import GEOMETRY_OF_VOXEL_COUNT
-
-    if registered or attrs.get("geometry"):
-        return registered or str(attrs["geometry"])
-    return GEOMETRY_OF_VOXEL_COUNT.get(width) if width is not None else "ild-ecal"
-
-
 def _shared_geometry(samples: Path, attrs: dict[str, Any], kind: str, reference: str, first: Any,
                      ref_geometry: str | None) -> str:
     """The one geometry that the samples and the reference are both on; raises where they differ
@@ -210,8 +201,8 @@ def _shared_geometry(samples: Path, attrs: dict[str, Any], kind: str, reference:
     with h5py.File(samples, "r") as f:
         width = f["showers"].shape[1] if voxels else None
     ref_width = first.voxels.shape[1] if voxels else None
-    ours = _shower_geometry(attrs, width, None)
-    theirs = _shower_geometry(first.attrs, ref_width, ref_geometry)
+    ours = shower_geometry(attrs, width)
+    theirs = shower_geometry(first.attrs, ref_width, ref_geometry)
     if voxels and width != ref_width:
         raise IncompatibleError(f"{samples} has {width} voxels per shower ({ours or 'no known geometry'}), the "
                                 f"reference {reference} {ref_width} ({theirs or 'no known geometry'}): samples and "

@@ -159,7 +159,7 @@ def _train(cfg: LeaderboardConfig, spec: ModelEntry, data: _Data, work: Path, ch
                             provenance={"data": data.name, "jet_type": cfg.data.jet_type, "config_name": spec.config})
         return train(spec.name, conf, data.train, opts, data.valid)
     from ..models import model_config
-    from ..models.shower_training import ShowerTrainOptions, train_shower_model, training_provenance
+    from ..models.showers.training import ShowerTrainOptions, train_shower_model, training_provenance
 
     conf = model_config(spec.name, spec.config, **spec.set)
     opts = ShowerTrainOptions(out_dir=out, device=cfg.train.device, seed=cfg.train.seed, max_minutes=spec.max_minutes,

@@ -25,7 +25,7 @@ from ..evaluate.display import column_scale, error_definition, fmt_number, fmt_v
 from ..evaluate.display import header as display_header
 from ..evaluate.protocol import protocol_text
 from ..evaluate.result import EvaluationResult, MetricValue
-from ..models.base import UNTRAINED_MODELS, UNTRAINED_TEXT
+from ..models.checkpoints import UNTRAINED_MODELS, UNTRAINED_TEXT
 from .published import published_protocol
 
 __all__ = ["ComparabilityError", "Layout", "PublishedRow", "Table", "build_tables", "layout", "read_published", "to_csv",

@@ -1,28 +1,25 @@
 """The generator registry, jets and showers: one line per model (``GENERATORS``: name -> kind and
 class); ``model_config`` gives any model's named config with checked overrides, ``kind_of`` its
-kind; ``build_model`` makes a jet model from data (shower models: ``shower_training``)."""
+kind; ``build_model`` makes a jet model from data (shower models: ``showers.training``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import torch
-
 from ..data import JetSet
-from .base import JetGenerator, JetStats
+from .jets.base import JetGenerator, JetStats
 from ..errors import ConfigError
-from .baseline import IndependentParticles
+from .jets.baseline import IndependentParticles
 from .config import configured
-from .epic_fm import EPiCFM
-from .epic_gan import EPiCGAN
-from .mpgan import MPGAN
-from .caloclouds import CaloClouds
-from .caloclouds2 import CaloClouds2
-from .caloclouds2_cm import CaloClouds2CM
-from .shower_baseline import IndependentShowerPoints
+from .jets.epic_fm import EPiCFM
+from .jets.epic_gan import EPiCGAN
+from .jets.mpgan import MPGAN
+from .showers.caloclouds import CaloClouds
+from .showers.caloclouds2 import CaloClouds2
+from .showers.caloclouds2_cm import CaloClouds2CM
+from .showers.baseline import IndependentShowerPoints
 
-__all__ = ["GENERATORS", "MODELS", "SHOWER_MODELS", "build_model", "kind_of", "model_config"]
+__all__ = ["GENERATORS", "MODELS", "SHOWER_MODELS", "build_model", "kind_of", "model_config", "register"]
 
 #: every generator: name -> (kind of its data, class)
 GENERATORS: dict[str, tuple[str, type]] = {
@@ -32,6 +29,16 @@ GENERATORS: dict[str, tuple[str, type]] = {
 #: the jet generators and the shower generators (views of ``GENERATORS``)
 MODELS: dict[str, type[JetGenerator]] = {n: c for n, (k, c) in GENERATORS.items() if k == "jets"}
 SHOWER_MODELS: dict[str, type] = {n: c for n, (k, c) in GENERATORS.items() if k == "showers"}
+
+
+def register(cls: type, kind: str) -> type:
+    """Add generator ``cls`` (its ``name``, ``configs``) of ``kind`` (jets, showers) to the registry:
+    the one line a new model needs, here in ``GENERATORS`` or by a plug-in calling this."""
+    if kind not in ("jets", "showers"):
+        raise ConfigError(f"register {cls.__name__}: kind {kind!r}; expected jets or showers")
+    GENERATORS[cls.name] = (kind, cls)
+    (MODELS if kind == "jets" else SHOWER_MODELS)[cls.name] = cls
+    return cls
 
 
 def kind_of(name: str) -> str:
@@ -50,25 +57,5 @@ def model_config(name: str, config: str | dict[str, Any] = "small", **overrides:
 
 def build_model(name: str, config: dict[str, Any], jets: JetSet | None = None,
                 stats: JetStats | None = None) -> JetGenerator:
-    """A fresh model fitted to ``jets`` (statistics), or restored from ``stats`` (checkpoints)."""
-    stats = stats or JetStats.fit(jets)
-    cls = MODELS[name]
-    if cls is EPiCFM:
-        conditions = None
-        if jets is not None and config.get("conditional"):
-            x = stats.normalise(torch.as_tensor(jets.particles, dtype=torch.float64))
-            conditions = _conditions_by_jet(x, jets.mask, stats)
-        return EPiCFM(config, stats, conditions)
-    if cls is IndependentParticles:
-        return IndependentParticles(config, stats, jets)
-    return cls(config, stats)
-
-
-def _conditions_by_jet(x, mask: np.ndarray, stats: JetStats) -> np.ndarray:
-    """(N, 2) EPiC-FM conditions of every training jet, each computed on its real particles."""
-    out = np.zeros((len(mask), 2), np.float32)
-    counts = mask.sum(1)
-    for m in np.unique(counts):
-        rows = np.flatnonzero(counts == m)
-        out[rows] = EPiCFM.jet_conditions(x[rows, :m], stats).numpy()
-    return out if len(out) else np.zeros((1, 2), np.float32)
+    """A fresh jet model fitted to ``jets`` (statistics), or restored from ``stats`` (checkpoints)."""
+    return MODELS[name].build(config, stats or JetStats.fit(jets), jets)

@@ -13,8 +13,8 @@ import torch
 from .._platform import machine
 from .._progress import object_bar
 from ..data import JET_TYPES, JetSet, write
-from .base import training_summary
-from .training import load_model
+from .checkpoints import training_summary
+from .jets.training import load_model
 
 __all__ = ["sample_jets", "time_generation"]
 
@@ -69,8 +69,8 @@ def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: 
     shower [s] (whole pipeline, after a warm-up batch) and the hardware.
     """
     from ..geometry import LayeredGrid
-    from .shower_pipeline import PipelineSteps, pipeline_attrs
-    from .shower_training import load_shower_model
+    from .showers.pipeline import PipelineSteps, pipeline_attrs
+    from .showers.training import load_shower_model
 
     model, payload = load_shower_model(checkpoint, device)
     grid = model.grid

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import JetSet
+from ...data import JetSet
 from .base import JetGenerator, JetStats
 
 __all__ = ["IndependentParticles"]
@@ -35,6 +35,10 @@ class IndependentParticles(JetGenerator):
             if len(pool) > config["max_particles"]:
                 pool = pool[rng.choice(len(pool), config["max_particles"], replace=False)]
         self.register_buffer("pool", stats.normalise(torch.as_tensor(pool, dtype=torch.float64)).float())
+
+    @classmethod
+    def build(cls, config: dict[str, Any], stats: JetStats, jets: JetSet | None = None) -> IndependentParticles:
+        return cls(config, stats, jets)
 
     def trainable(self) -> dict[str, nn.Module]:
         return {}

@@ -1,14 +1,12 @@
 """Training any registered jet generator: epochs, validation W1M, best epoch, checkpoints, resume, DDP.
 
-Started as ``torchrun --nproc_per_node K -m pcbench train ...`` (the same command), training runs
-on K processes with torch's DistributedDataParallel (gloo on CPU, nccl on GPUs): every rank
-draws the same shuffled equal-multiplicity batches and takes every K-th, gradients are averaged,
-and rank 0 validates and writes the checkpoints.
+The epochs are one phase of the one training loop (``trainer.py``: budget, checkpoints, bar).
+Under ``torchrun`` every rank draws the same shuffled equal-multiplicity batches and takes every
+K-th, gradients are averaged, and rank 0 validates and writes the checkpoints.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,17 +15,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
-from .._progress import TrainingProgress
-from ..data import JetSet
-from ..metrics.jet_observables import jet_kinematics
-from ..metrics.wasserstein import w1
-from .base import (JetGenerator, JetStats, equal_multiplicity_batches, load_checkpoint_file, resume_path,
-                   save_checkpoint)
-from ..errors import CheckpointError
-from .registry import MODELS, build_model
+from ... import __version__
+from ...data import JetSet
+from ...metrics.jet_observables import jet_kinematics
+from ...metrics.wasserstein import w1
+from ..checkpoints import load_checkpoint_file, resume_path, save_checkpoint
+from .base import JetGenerator, JetStats, equal_multiplicity_batches
+from ...errors import CheckpointError
+from ..registry import MODELS, build_model
+from ..trainer import Budget, Phase, ddp, distributed_context, run_phases
 
-__all__ = ["TrainOptions", "train", "load_model", "distributed_context"]
+__all__ = ["TrainOptions", "train", "load_model", "distributed_context"]  # distributed_context: from trainer
 
 
 @dataclass
@@ -61,22 +59,6 @@ class TrainOptions:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def distributed_context(device: str) -> tuple[int, int, str]:
-    """(rank, world size, device); initialises the process group when torchrun started us."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, device
-    import torch.distributed as dist
-
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.startswith("cuda"):
-        device = f"cuda:{local}"
-        torch.cuda.set_device(local)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return dist.get_rank(), world, device
-
-
 def _validate(model: JetGenerator, valid: JetSet, n: int, seed: int) -> float:
     """W1 of the relative jet mass between ``n`` generated and validation jets."""
     real = valid.subset(slice(0, n))
@@ -94,66 +76,60 @@ def _payload(model: JetGenerator, name: str, optimizers, epoch: int, history: li
 
 def train(name: str, config: dict[str, Any], train_jets: JetSet, opts: TrainOptions,
           valid_jets: JetSet | None = None) -> Path:
-    """Train model ``name``; returns the path of the best checkpoint (``last.pt`` without validation)."""
+    """Train model ``name``; returns the path of the best checkpoint (``last.pt`` without validation).
+    Its epochs are one phase of the one training loop (``trainer.py``)."""
     rank, world, device = distributed_context(opts.device)
     torch.manual_seed(opts.seed)
     out = Path(opts.out_dir)
     model = build_model(name, config, train_jets).to(device)
     optimizers = model.make_optimizers()
-    start, history, best = 0, [], {"epoch": None, "w1m": float("inf")}
+    run = {"epoch": 0, "history": [], "best": {"epoch": None, "w1m": float("inf")}}
     last = resume_path(out, opts.resume)
     if last is not None:
         state = load_checkpoint_file(last, device)
         model.load_state_dict(state["state_dict"])
         for k, o in optimizers.items():
             o.load_state_dict(state["optimizers"][k])
-        start, history, best = state["epoch"], state["history"], state["best"]
+        run.update(epoch=state["epoch"], history=state["history"], best=state["best"])
         torch.set_rng_state(state["torch_rng"])
     modules = dict(model.trainable())
     if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        modules = {k: DDP(m, device_ids=[device] if device.startswith("cuda") else None) for k, m in modules.items()}
+        modules = {k: ddp(m, device) for k, m in modules.items()}
     mult = train_jets.mask.sum(1)
     particles = torch.as_tensor(train_jets.particles, dtype=torch.float32)
+    budget = Budget(opts.max_minutes, world)
 
-    bar = TrainingProgress(name, [("epochs", opts.epochs, "")], opts.max_minutes, opts.progress and rank == 0,
-                           done=(start,))
-    started = time.perf_counter()
-    try:
-        for epoch in range(start + 1, opts.epochs + 1):
-            t0 = time.perf_counter()
-            model.train()
-            rng = np.random.default_rng([opts.seed, epoch])
-            losses: dict[str, list[float]] = {}
-            for idx in equal_multiplicity_batches(mult, model.config["batch_size"], rng, rank, world):
-                m = int(mult[idx[0]])
-                x = model.stats.normalise(particles[idx, :m].to(device))
-                for k, v in model.training_step(x, optimizers, modules).items():
-                    losses.setdefault(k, []).append(v)
-            record = {"epoch": epoch, "seconds": time.perf_counter() - t0, **{k: float(np.mean(v)) for k, v in losses.items()}}
-            if rank == 0 and valid_jets is not None and opts.val_every and epoch % opts.val_every == 0:
-                record["val_w1m"] = _validate(model, valid_jets, opts.val_jets, opts.seed)
-                if record["val_w1m"] < best["w1m"]:
-                    best = {"epoch": epoch, "w1m": record["val_w1m"]}
-                    save_checkpoint(out / "best.pt", _payload(model, name, optimizers, epoch, history + [record], best, opts, world))
-            history.append(record)
-            out_of_time = opts.max_minutes is not None and time.perf_counter() - started > 60 * opts.max_minutes
-            if world > 1 and opts.max_minutes is not None:  # every rank stops after the same epoch
-                import torch.distributed as dist
+    def save(path: Path = out / "last.pt") -> None:
+        if rank == 0:
+            save_checkpoint(path, _payload(model, name, optimizers, run["epoch"], run["history"], run["best"], opts,
+                                           world))
 
-                flag = torch.tensor([float(out_of_time)])
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                out_of_time = bool(flag.item())
-            if rank == 0 and (epoch % opts.checkpoint_every == 0 or epoch == opts.epochs or out_of_time):
-                save_checkpoint(out / "last.pt", _payload(model, name, optimizers, epoch, history, best, opts, world))
-            bar.update(0, epoch, " ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds")))
-            if out_of_time:
-                break
-        if rank == 0 and start >= opts.epochs and not (out / "last.pt").exists():
-            save_checkpoint(out / "last.pt", _payload(model, name, optimizers, start, history, best, opts, world))
-    finally:
-        bar.close()
+    def epoch() -> str:
+        t0 = time.perf_counter()
+        e = run["epoch"] + 1
+        model.train()
+        rng = np.random.default_rng([opts.seed, e])
+        losses: dict[str, list[float]] = {}
+        for idx in equal_multiplicity_batches(mult, model.config["batch_size"], rng, rank, world):
+            m = int(mult[idx[0]])
+            x = model.stats.normalise(particles[idx, :m].to(device))
+            for k, v in model.training_step(x, optimizers, modules).items():
+                losses.setdefault(k, []).append(v)
+        record = {"epoch": e, "seconds": time.perf_counter() - t0, **{k: float(np.mean(v)) for k, v in losses.items()}}
+        run["epoch"] = e
+        if rank == 0 and valid_jets is not None and opts.val_every and e % opts.val_every == 0:
+            record["val_w1m"] = _validate(model, valid_jets, opts.val_jets, opts.seed)
+        run["history"].append(record)
+        if record.get("val_w1m", float("inf")) < run["best"]["w1m"]:
+            run["best"] = {"epoch": e, "w1m": record["val_w1m"]}
+            save(out / "best.pt")
+        return " ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds"))
+
+    phase = Phase("epochs", opts.epochs, "", lambda: run["epoch"], epoch, opts.checkpoint_every)
+    start = run["epoch"]
+    run_phases(name, [phase], budget, save, opts.progress and rank == 0)
+    if run["epoch"] > start or not (out / "last.pt").exists():
+        save()
     return out / ("best.pt" if (out / "best.pt").exists() else "last.pt")
 
 

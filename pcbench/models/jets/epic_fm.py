@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...data import JetSet
 from .base import JetGenerator, JetStats
 from .epic import EPiCNetwork
 
@@ -47,6 +48,21 @@ class EPiCFM(JetGenerator):
         "small": {"hidden": 64, "global_dim": 16, "layers": 3, "sigma_min": 1e-4, "lr": 1e-3, "batch_size": 128,
                   "epochs": 40, "steps": 20, "method": "midpoint", "conditional": False},
     }
+
+    @classmethod
+    def build(cls, config: dict[str, Any], stats: JetStats, jets: JetSet | None = None) -> EPiCFM:
+        """With ``conditional``, the (N, 2) conditions of every training jet, each computed on its
+        real particles, for sampling (drawn jointly from the training jets)."""
+        conditions = None
+        if jets is not None and config.get("conditional"):
+            x = stats.normalise(torch.as_tensor(jets.particles, dtype=torch.float64))
+            counts = jets.mask.sum(1)
+            conditions = np.zeros((len(counts), 2), np.float32)
+            for m in np.unique(counts):
+                rows = np.flatnonzero(counts == m)
+                conditions[rows] = cls.jet_conditions(x[rows, :m], stats).numpy()
+            conditions = conditions if len(conditions) else np.zeros((1, 2), np.float32)
+        return cls(config, stats, conditions)
 
     def __init__(self, config: dict[str, Any], stats: JetStats, conditions: np.ndarray | None = None):
         super().__init__(config, stats)

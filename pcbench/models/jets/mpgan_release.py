@@ -4,8 +4,8 @@ the authors' ``gen.py`` does.
 
 A folder holds ``G_best_epoch.pt`` (a state dict) and ``args.txt`` (a Python dict literal of the
 settings).  The network is built from ``args.txt`` (``model``: ``mpgan``/``old_mpgan`` ->
-:class:`~pcbench.models.mpgan.MPGenerator`, ``rgan`` -> :class:`~pcbench.models.rgan_fc.FCGenerator`,
-``graphcnngan`` -> :class:`~pcbench.models.graphcnn.GraphCNNGenerator`) and the state dict is loaded
+:class:`~pcbench.models.jets.mpgan.MPGenerator`, ``rgan`` -> :class:`~pcbench.models.jets.rgan_fc.FCGenerator`,
+``graphcnngan`` -> :class:`~pcbench.models.jets.graphcnn.GraphCNNGenerator`) and the state dict is loaded
 with strict key checking; the older MP layout (``fe.i.j``, ``fn.i.j``, ``lfc``) is renamed by
 :data:`OLD_MP_KEYS` first.
 
@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import JET_TYPES, JetSet
-from ..errors import PcbenchError
-from ..metrics.jet_observables import jet_kinematics
+from ...data import JET_TYPES, JetSet
+from ...errors import PcbenchError
+from ...metrics.jet_observables import jet_kinematics
 from .graphcnn import GraphCNNGenerator
 from .mpgan import MPGenerator
 from .rgan_fc import FCGenerator
@@ -274,8 +274,8 @@ def resolve_release(spec: str, cache: Any = None, mirror: str | None = None) -> 
     """(folder, source) of ``mpgan-release:NAME`` (fetched and verified into the cache) or of a
     local folder with ``G_best_epoch.pt`` and ``args.txt``."""
     if spec.startswith(RELEASE_DATASET + ":"):
-        from ..data.fetch import FetchOptions, fetch, file_url
-        from ..data.registry import default_registry
+        from ...data.fetch import FetchOptions, fetch, file_url
+        from ...data.registry import default_registry
 
         entry, files = default_registry().resolve(spec)
         paths = fetch([spec], cache, FetchOptions(mirror=mirror), progress=False)
@@ -293,8 +293,8 @@ def sample_release(spec: str, n: int, out: str | Path, seed: int = 0, batch_size
     """Sample ``n`` jets of a released generator into ``out`` (pcbench jet schema); the file records
     the weights' md5 and source, the seed and the generation time per jet [s] (after a warm-up
     batch) with the machine it was measured on."""
-    from .._platform import machine
-    from ..data import write
+    from ..._platform import machine
+    from ...data import write
 
     folder, source = resolve_release(spec, cache, mirror)
     gen = load_release(folder, source, device)

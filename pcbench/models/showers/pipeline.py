@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data.containers import ShowerPointSet, VoxelShowerSet
-from ..geometry import Geometry, LayeredGrid, layer_stack, project
+from ...data.containers import ShowerPointSet, VoxelShowerSet
+from ...geometry import Geometry, LayeredGrid, layer_stack, project
 
 __all__ = ["PipelineSteps", "OccupancyCalibration", "assign_layers", "calibrate_layer_energy", "calibrate_cog",
            "project_showers", "pipeline_attrs"]

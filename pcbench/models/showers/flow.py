@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..geometry.layers import LayerStack, layer_stack
+from ...geometry.layers import LayerStack, layer_stack
 
 __all__ = ["ShowerStats", "shower_quantities", "ShowerFlow", "by_rows"]
 

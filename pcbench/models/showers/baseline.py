@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.containers import ShowerPointSet, VoxelShowerSet
-from ..geometry import Geometry, get_geometry
-from .shower_pipeline import PipelineSteps, project_showers
+from ...data.containers import ShowerPointSet, VoxelShowerSet
+from ...geometry import Geometry, get_geometry
+from .pipeline import PipelineSteps, project_showers
 
 __all__ = ["IndependentShowerPoints"]
 

@@ -1,6 +1,7 @@
 """Training the shower generators: ShowerFlow, the CaloClouds II point model, consistency
 distillation, the occupancy calibration; checkpoints with config and data provenance, resume,
-a wall-clock budget, and DDP under ``torchrun`` (the same command; gloo on CPU, nccl on GPUs).
+a wall-clock budget, and DDP under ``torchrun`` (the same command; gloo on CPU, nccl on GPUs),
+the phases run by the one training loop of every generator (``trainer.py``).
 
 The point model has no interaction between points, so each step trains on a random subset of
 ``points_per_shower`` points of each shower (conditioned on the shower's true number of points):
@@ -13,7 +14,6 @@ the model then generates for that geometry, and its samples are projected back o
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,21 +21,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
-from .._progress import TrainingProgress
-from ..data.containers import ShowerPointSet, VoxelShowerSet
-from ..errors import CheckpointError, PcbenchError, UsageError
-from ..geometry import get_geometry, layer_stack, project, to_points
-from ..geometry.cylindrical import GEOMETRY_OF_VOXEL_COUNT
-from ..metrics.calo_features import threshold_voxels
-from .base import load_checkpoint_file, resume_path, save_checkpoint
+from ... import __version__
+from ...data.containers import ShowerPointSet, VoxelShowerSet
+from ...errors import CheckpointError, PcbenchError, UsageError
+from ...geometry import get_geometry, layer_stack, project, to_points
+from ...data.geometry_of import shower_geometry
+from ...metrics.calo_features import threshold_voxels
+from ..checkpoints import load_checkpoint_file, resume_path, save_checkpoint
 from .caloclouds2 import CaloClouds2
 from .caloclouds2_cm import CaloClouds2CM
-from .registry import SHOWER_MODELS
-from .shower_baseline import IndependentShowerPoints
-from .shower_flow import ShowerStats, shower_quantities
-from .shower_pipeline import OccupancyCalibration, PipelineSteps
-from .training import distributed_context
+from ..registry import SHOWER_MODELS
+from .baseline import IndependentShowerPoints
+from .flow import ShowerStats, shower_quantities
+from .pipeline import OccupancyCalibration, PipelineSteps
+from ..trainer import Budget, Phase, ddp, distributed_context, run_phases
 
 __all__ = ["ShowerTrainOptions", "train_shower_model", "load_shower_model", "as_point_showers",
            "training_provenance"]
@@ -61,7 +60,7 @@ def as_point_showers(data: ShowerPointSet | VoxelShowerSet, seed: int = 0) -> tu
     """
     if isinstance(data, ShowerPointSet):
         return data, None
-    name = data.geometry or GEOMETRY_OF_VOXEL_COUNT.get(data.num_voxels)
+    name = shower_geometry({**data.attrs, "geometry": data.geometry}, data.num_voxels)
     if name is None:
         raise PcbenchError(f"voxel showers with {data.num_voxels} voxels: no CaloChallenge geometry has that many; "
                            "give the file a `geometry` attribute")
@@ -140,48 +139,22 @@ def _fit_occupancy(model: CaloClouds2, data: ShowerPointSet, n: int, seed: int) 
                                 OccupancyCalibration.fit_cubic(gen_hits, gen.mask.sum(1)))
 
 
-class _Run:
-    """Bookkeeping of one training run: progress bar, budget, checkpoints."""
-
-    def __init__(self, name: str, model, state: dict[str, Any], opts: ShowerTrainOptions, rank: int, world: int,
-                 parts: list[tuple[str, int, str]], done: tuple[int, ...]):
-        self.name, self.model, self.state, self.opts, self.rank, self.world = name, model, state, opts, rank, world
-        self.started = time.perf_counter()
-        self.bar = TrainingProgress(name, parts, opts.max_minutes, opts.progress and rank == 0, done)
-
-    def out_of_time(self) -> bool:
-        """Whether the budget is spent; under DDP every rank takes the same decision (the first
-        rank past the budget stops them all), so that no rank waits in an all-reduce alone."""
-        if self.opts.max_minutes is None:
-            return False
-        late = time.perf_counter() - self.started > 60 * self.opts.max_minutes
-        if self.world > 1:
-            import torch.distributed as dist
-
-            flag = torch.tensor([float(late)])
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            late = bool(flag.item())
-        return late
-
-    def tick(self, part: int, done: int, loss: float) -> None:
-        self.bar.update(part, done, f"loss {loss:.4g}")
-
-    def save(self, optimizers: dict[str, torch.optim.Optimizer] | None = None) -> Path:
-        path = Path(self.opts.out_dir) / "last.pt"
-        if self.rank == 0:
-            state = {**self.state, "optimizers": {k: o.state_dict() for k, o in (optimizers or {}).items()}}
-            save_checkpoint(path, _payload(self.model, self.name, state, self.opts))
-        return path
-
-    def close(self) -> None:
-        self.bar.close()
+def _save(model, name: str, state: dict[str, Any], opts: ShowerTrainOptions, rank: int,
+          optimizers: dict[str, torch.optim.Optimizer]) -> Path:
+    """Write ``last.pt`` (rank 0), the optimizers' states with the run's state."""
+    path = Path(opts.out_dir) / "last.pt"
+    if rank == 0:
+        full = {**state, "optimizers": {k: o.state_dict() for k, o in optimizers.items()}}
+        save_checkpoint(path, _payload(model, name, full, opts))
+    return path
 
 
 def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet | VoxelShowerSet,
                        opts: ShowerTrainOptions) -> Path:
     """Train shower generator ``name`` on ``data`` (ILD-like point showers in mm and MeV, or
     CaloChallenge voxel showers, then trained on as points for their geometry, which replaces the
-    config's ``grid``); returns ``last.pt``."""
+    config's ``grid``); returns ``last.pt``.  The phases (ShowerFlow epochs, point-model or
+    distillation steps) run in the one training loop (``trainer.py``)."""
     data, on_geometry = as_point_showers(data, opts.seed)
     if on_geometry is not None:
         config = {**config, "grid": on_geometry}
@@ -211,85 +184,91 @@ def train_shower_model(name: str, config: dict[str, Any], data: ShowerPointSet |
     state: dict[str, Any] = {"flow_epoch": 0, "step": 0, "cm_step": 0, "history": []}
     flow_opt = torch.optim.Adam(model.flow.parameters(), lr=c["flow_lr"])
     net_opt = torch.optim.RAdam(model.denoiser.parameters(), lr=c["lr"])
+    optimizers = {"flow": flow_opt, "net": net_opt}
     if resumed is not None:
         saved = load_checkpoint_file(resumed, device)
         model.load_state_dict(saved["state_dict"])
         state = saved["train_state"]
-        for k, o in (("flow", flow_opt), ("net", net_opt)):
+        for k, o in optimizers.items():
             if k in state.get("optimizers", {}):
                 o.load_state_dict(state["optimizers"][k])
         state.pop("optimizers", None)
         torch.set_rng_state(saved["torch_rng"])
     state["world_size"] = world  # of the latest (resumed) run
+    budget = Budget(opts.max_minutes, world)
     _wrap(model, world, device)
     x_all = model.to_model(data.points, data.mask)
     n_pts = data.mask.sum(1)
+    phases = []
     if teacher is None:
-        parts = [("ShowerFlow", c["flow_epochs"], "epochs"), ("point model", c["diffusion_steps"], "steps")]
-        done = (state["flow_epoch"], state["step"])
-    else:
-        parts, done = [("consistency distillation", c["cm_steps"], "steps")], (state["cm_step"],)
-    run = _Run(name, model, state, opts, rank, world, parts, done)
+        feats = torch.as_tensor(model.flow.encode(shower_quantities(data.points, data.mask, model.layers),
+                                                  data.incident_energy))
+        flow = model.flow.flow
+        ctx = model.flow.context(data.incident_energy)
+
+        def flow_epoch() -> str:
+            rng = np.random.default_rng([opts.seed, 1, state["flow_epoch"]])
+            usable = len(feats) - len(feats) % world  # as many batches on every rank (DDP's all-reduce)
+            order = rng.permutation(len(feats))[:usable][rank::world]
+            losses = []
+            for i in range(0, len(order), c["flow_batch_size"]):
+                idx = torch.as_tensor(order[i:i + c["flow_batch_size"]])
+                loss = -flow(ctx[idx].to(device)).log_prob(feats[idx].to(device)).mean()
+                flow_opt.zero_grad()
+                loss.backward()
+                flow_opt.step()
+                losses.append(loss.item())
+            state["flow_epoch"] += 1
+            state["history"].append({"phase": "flow", "epoch": state["flow_epoch"], "nll": float(np.mean(losses))})
+            return f"loss {float(np.mean(losses)):.4g}"
+
+        phases.append(Phase("ShowerFlow", c["flow_epochs"], "epochs", lambda: state["flow_epoch"], flow_epoch))
+    # the point model: EDM (CaloClouds II), DDPM (CaloClouds) or consistency distillation (CM)
+    key, n_steps, stream = ("step", c["diffusion_steps"], 2) if teacher is None else ("cm_step", c["cm_steps"], 3)
+    gen = torch.Generator(device=device)
     window: list[float] = []  # losses since the last history entry (their mean is recorded)
-    try:
-        if teacher is None:
-            feats = torch.as_tensor(model.flow.encode(shower_quantities(data.points, data.mask, model.layers),
-                                                      data.incident_energy))
-            flow = model.flow.flow
-            ctx = model.flow.context(data.incident_energy)
-            while state["flow_epoch"] < c["flow_epochs"] and not run.out_of_time():
-                rng = np.random.default_rng([opts.seed, 1, state["flow_epoch"]])
-                usable = len(feats) - len(feats) % world  # as many batches on every rank (DDP's all-reduce)
-                order = rng.permutation(len(feats))[:usable][rank::world]
-                losses = []
-                for i in range(0, len(order), c["flow_batch_size"]):
-                    idx = torch.as_tensor(order[i:i + c["flow_batch_size"]])
-                    loss = -flow(ctx[idx].to(device)).log_prob(feats[idx].to(device)).mean()
-                    flow_opt.zero_grad()
-                    loss.backward()
-                    flow_opt.step()
-                    losses.append(loss.item())
-                state["flow_epoch"] += 1
-                state["history"].append({"phase": "flow", "epoch": state["flow_epoch"], "nll": float(np.mean(losses))})
-                run.tick(0, state["flow_epoch"], float(np.mean(losses)))
-        # the point model: EDM (CaloClouds II), DDPM (CaloClouds) or consistency distillation (CM)
-        key, n_steps, stream = ("step", c["diffusion_steps"], 2) if teacher is None else ("cm_step", c["cm_steps"], 3)
-        part = 0 if teacher else 1
-        gen = torch.Generator(device=device)
-        while state[key] < n_steps and not run.out_of_time():
-            gen.manual_seed(opts.seed * 1_000_003 + state[key] * world + rank)  # a function of the step: resumable
-            rng = np.random.default_rng([opts.seed, stream, state[key], rank])
-            rows = rng.integers(0, len(x_all), c["batch_size"])
-            xb, mb = _subsample(x_all, data.mask, rows, c["points_per_shower"], rng)
-            xb, mb = torch.as_tensor(xb).to(device), torch.as_tensor(mb).to(device)
-            context = model.point_context(data.incident_energy[rows], n_pts[rows]).to(device)
-            loss = (model.diffusion_loss(xb, mb, context, gen) if teacher is None
-                    else model.distillation_loss(teacher, xb, mb, context, gen))
-            net_opt.zero_grad()
-            loss.backward()
-            net_opt.step()
-            model.update_ema()
-            state[key] += 1
-            window.append(loss.item())
-            if state[key] % 50 == 0 or state[key] == n_steps:
-                state["history"].append({"phase": "diffusion" if teacher is None else "distillation", "step": state[key],
-                                         "loss": float(np.mean(window))})
-                run.tick(part, state[key], float(np.mean(window)))
-                window = []
-            if state[key] % opts.checkpoint_every == 0:
-                _unwrap(model)
-                run.save({"flow": flow_opt, "net": net_opt})
-                _wrap(model, world, device)
+
+    def point_step() -> str | None:
+        gen.manual_seed(opts.seed * 1_000_003 + state[key] * world + rank)  # a function of the step: resumable
+        rng = np.random.default_rng([opts.seed, stream, state[key], rank])
+        rows = rng.integers(0, len(x_all), c["batch_size"])
+        xb, mb = _subsample(x_all, data.mask, rows, c["points_per_shower"], rng)
+        xb, mb = torch.as_tensor(xb).to(device), torch.as_tensor(mb).to(device)
+        context = model.point_context(data.incident_energy[rows], n_pts[rows]).to(device)
+        loss = (model.diffusion_loss(xb, mb, context, gen) if teacher is None
+                else model.distillation_loss(teacher, xb, mb, context, gen))
+        net_opt.zero_grad()
+        loss.backward()
+        net_opt.step()
+        model.update_ema()
+        state[key] += 1
+        window.append(loss.item())
+        if state[key] % 50 and state[key] != n_steps:
+            return None
+        state["history"].append({"phase": "diffusion" if teacher is None else "distillation", "step": state[key],
+                                 "loss": float(np.mean(window))})
+        text = f"loss {float(np.mean(window)):.4g}"
+        window.clear()
+        return text
+
+    phases.append(Phase("point model" if teacher is None else "consistency distillation", n_steps, "steps",
+                        lambda: state[key], point_step, opts.checkpoint_every))
+
+    def save() -> Path:
         _unwrap(model)
-        finished = state["step"] >= c["diffusion_steps"] if teacher is None else state["cm_step"] >= c["cm_steps"]
-        if finished and teacher is None and rank == 0 and model.occupancy is None:
-            model.eval()
-            model.occupancy = _fit_occupancy(model, data, opts.occupancy_showers, opts.seed)
-        state["untrained"] = _untrained(model, state, teacher is not None)
-        state["finished"] = not state["untrained"]
-        return run.save({"flow": flow_opt, "net": net_opt})
-    finally:
-        run.close()
+        path = _save(model, name, state, opts, rank, optimizers)
+        _wrap(model, world, device)
+        return path
+
+    run_phases(name, phases, budget, save, opts.progress and rank == 0)
+    _unwrap(model)
+    finished = state["step"] >= c["diffusion_steps"] if teacher is None else state["cm_step"] >= c["cm_steps"]
+    if finished and teacher is None and rank == 0 and model.occupancy is None:
+        model.eval()
+        model.occupancy = _fit_occupancy(model, data, opts.occupancy_showers, opts.seed)
+    state["untrained"] = _untrained(model, state, teacher is not None)
+    state["finished"] = not state["untrained"]
+    return _save(model, name, state, opts, rank, optimizers)
 
 
 def _untrained(model, state: dict[str, Any], distilled: bool) -> list[str]:
@@ -319,11 +298,8 @@ def _trained_parts(model) -> list[tuple[torch.nn.Module, str]]:
 def _wrap(model, world: int, device: str) -> None:
     """Each trained part in DistributedDataParallel (its gradients averaged over the ranks)."""
     if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [device] if device.startswith("cuda") else None
         for parent, attr in _trained_parts(model):
-            setattr(parent, attr, DDP(getattr(parent, attr), device_ids=ids))
+            setattr(parent, attr, ddp(getattr(parent, attr), device))
 
 
 def _unwrap(model) -> None:

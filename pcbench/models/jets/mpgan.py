@@ -15,7 +15,7 @@ is how pcbench trains at one multiplicity per batch.  The MP-LFC variant first m
 vector (128) to the P node vectors with a linear layer.  Discriminator: the same layers on the real
 particles (dropout 0.5), a sum over particles, a linear layer and a sigmoid; least-squares loss,
 RMSprop (the paper's settings).  Module names follow the authors' state dicts, so their weights
-load with strict key checking (:mod:`pcbench.models.mpgan_release`).
+load with strict key checking (:mod:`pcbench.models.jets.mpgan_release`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """CaloClouds II (Buhmann et al., arXiv:2309.05704): ShowerFlow for the per-shower quantities and a
 PointWise Net trained as an EDM diffusion model (preconditioning, loss and log-normal noise of
 Karras et al.), sampled with Heun's solver (13 steps = 25 evaluations by default) on the EMA
-weights, followed by the CaloClouds calibrations (``shower_pipeline``).
+weights, followed by the CaloClouds calibrations (``pipeline``).
 
 Points are modelled as the two plane coordinates ((x, z) on the ILD grid, (x, y) on CaloChallenge
 voxels) scaled to [-1, 1] over the training points' mean +- 2 std (the reference code scales the
@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.containers import ShowerPointSet, VoxelShowerSet
-from ..geometry import Geometry, LayerStack, get_geometry, layer_stack
+from ...data.containers import ShowerPointSet, VoxelShowerSet
+from ...geometry import Geometry, LayerStack, get_geometry, layer_stack
 from .edm import Denoiser, edm_loss, karras_sigmas, sample_heun
 from .pointwise import PointWiseNet
-from .shower_flow import ShowerFlow, ShowerStats, by_rows
-from .shower_pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
+from .flow import ShowerFlow, ShowerStats, by_rows
+from .pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
                               calibrate_layer_energy, project_showers)
 
 __all__ = ["CaloClouds2"]

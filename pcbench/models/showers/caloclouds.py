@@ -16,7 +16,7 @@ from torch import nn
 
 from .caloclouds2 import CaloClouds2
 from .pointwise import PointWiseNet
-from .shower_flow import ShowerStats
+from .flow import ShowerStats
 
 __all__ = ["CaloClouds", "ddpm_betas"]
 

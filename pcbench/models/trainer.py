@@ -1,0 +1,112 @@
+"""The one training loop of every generator, jets and showers: phases of epochs or steps, a
+wall-clock budget that all ranks agree on, periodic checkpoints, the progress bar, DDP.
+
+A generator's training is a list of :class:`Phase` (a jet model: its epochs; CaloClouds II:
+ShowerFlow epochs, then point-model steps; its consistency model: distillation steps).  Each phase
+says how many units it plans, how many are done (read from the run's state, so a resumed run
+continues), and trains one unit at a time.  :func:`run_phases` runs them in order and stops after
+the unit that ends past ``max_minutes``: under DDP (``torchrun``) every rank takes the same
+decision (the first rank past the budget stops them all), so that no rank waits alone in an
+all-reduce.  Started as ``torchrun --nproc_per_node K -m pcbench train ...``, training runs on K
+processes (gloo on CPU, nccl on GPUs); :func:`distributed_context` sets the process group up.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .._progress import TrainingProgress
+
+__all__ = ["Phase", "Budget", "run_phases", "distributed_context", "ddp"]
+
+
+@dataclass
+class Phase:
+    """One phase of a training run.
+
+    Attributes:
+        label: its name in the bar and in messages ("epochs", "ShowerFlow", "point model").
+        planned: units planned in total (a resumed run continues up to this number).
+        unit: "epochs" or "steps".
+        done: the units done so far (the run's state: it advances as ``step`` trains).
+        step: trains one unit and advances the state; returns the bar's text, or None to leave
+            the bar as it is (e.g. between the point model's 50-step records).
+        checkpoint_every: write a checkpoint (``save``) every this many units; 0: only at the end.
+    """
+
+    label: str
+    planned: int
+    unit: str
+    done: Callable[[], int]
+    step: Callable[[], str | None]
+    checkpoint_every: int = 0
+
+
+class Budget:
+    """A wall-clock budget of ``max_minutes`` (None: none), agreed by all ``world`` ranks."""
+
+    def __init__(self, max_minutes: float | None, world: int = 1):
+        self.max_minutes, self.world, self.started = max_minutes, world, time.perf_counter()
+
+    def spent(self) -> bool:
+        """Whether the budget is spent on any rank (every rank gets the same answer)."""
+        if self.max_minutes is None:
+            return False
+        late = time.perf_counter() - self.started > 60 * self.max_minutes
+        if self.world > 1:
+            import torch.distributed as dist
+
+            flag = torch.tensor([float(late)])
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            late = bool(flag.item())
+        return late
+
+
+def run_phases(name: str, phases: list[Phase], budget: Budget, save: Callable[[], object], show: bool) -> bool:
+    """Run ``phases`` in order, each until its plan is done or the budget is spent (checked after
+    every unit); ``save`` writes a checkpoint at each phase's cadence.  Returns whether the budget
+    stopped the run.  The caller writes the final checkpoint."""
+    bar = TrainingProgress(name, [(p.label, p.planned, p.unit) for p in phases], budget.max_minutes, show,
+                           done=tuple(p.done() for p in phases))
+    try:
+        for i, phase in enumerate(phases):
+            while phase.done() < phase.planned:
+                text = phase.step()
+                k = phase.done()
+                if text is not None:
+                    bar.update(i, k, text)
+                if budget.spent():
+                    return True
+                if phase.checkpoint_every and k % phase.checkpoint_every == 0 and k < phase.planned:
+                    save()
+        return False
+    finally:
+        bar.close()
+
+
+def distributed_context(device: str) -> tuple[int, int, str]:
+    """(rank, world size, device); initialises the process group when torchrun started us."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        device = f"cuda:{local}"
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return dist.get_rank(), world, device
+
+
+def ddp(module: torch.nn.Module, device: str) -> torch.nn.Module:
+    """``module`` in DistributedDataParallel (gradients averaged over the ranks)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    return DDP(module, device_ids=[device] if device.startswith("cuda") else None)
