@@ -23,7 +23,7 @@ from .jets import JetSuiteConfig, infer_jet_type, jet_suite
 from .reference import _file_info, load_reference, reference_source, truth_split
 from .result import EvaluationResult, MetricValue
 
-__all__ = ["evaluate", "EvaluationResult", "MetricValue", "JetSuiteConfig"]
+__all__ = ["evaluate", "EvaluationResult", "MetricValue", "JetSuiteConfig", "safe_name"]
 
 
 def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None = None,
@@ -70,11 +70,11 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     if not report.ok:
         raise FormatError(f"{samples} is not a valid sample file ({len(report.problems)} problem(s); `pcbench validate` "
                           "lists them): " + "; ".join(str(p) for p in report.problems))
-    truth_file = _truth_file(truth, reference)
+    truth_file, truth_kind = _truth_file(truth)
     cache = cache or Cache()
     if report.kind in ("voxel-showers", "point-showers"):
         return _evaluate_showers(samples, report.kind, reference, model, profile, cache, out_dir, progress, plots,
-                                 metrics, energy_check, device, truth, truth_file, names)
+                                 metrics, energy_check, device, truth, truth_file, truth_kind, names)
     cfg = JetSuiteConfig.named(profile, metrics=tuple(metrics), device=device)
     gen = read(samples)
     ref, ref_info = load_reference(reference, cache)
@@ -114,7 +114,7 @@ def _write(result: EvaluationResult, out_dir: str | os.PathLike[str] | None,
     """Write the record as ``<model>.json`` in ``out_dir`` and, with ``figures``, its plots
     (``<model>_plots/``) and one-page HTML report, all from the one finished provenance."""
     if out_dir is not None:
-        path = result.write(Path(out_dir) / f"{_safe(result.model)}.json")
+        path = result.write(Path(out_dir) / f"{safe_name(result.model)}.json")
         if figures is not None:
             from .plots import html_report
 
@@ -122,10 +122,11 @@ def _write(result: EvaluationResult, out_dir: str | os.PathLike[str] | None,
     return result
 
 
-def _truth_file(truth: str, reference: str) -> Path | None:
-    """``--truth``: auto, halves, or a file (checked here: it must exist and be a valid data file)."""
+def _truth_file(truth: str) -> tuple[Path | None, str | None]:
+    """``--truth``: auto, halves (None, None), or a file, checked here (it must exist and be a valid
+    data file): (path, the kind of data it holds)."""
     if truth in ("auto", "halves"):
-        return None
+        return None, None
     path = Path(truth)
     if not path.is_file():
         raise UsageError(f"--truth {truth!r}: expected auto, halves or an existing HDF5 file (a real sample disjoint "
@@ -133,7 +134,7 @@ def _truth_file(truth: str, reference: str) -> Path | None:
     report = validate_file(path)
     if not report.ok:
         raise FormatError(f"--truth {path} is not a valid data file: " + "; ".join(str(p) for p in report.problems))
-    return path
+    return path, report.kind
 
 
 def _truth_name(info: dict[str, Any]) -> str:
@@ -158,7 +159,8 @@ def _store(cache: Cache, ref_info: dict[str, Any], truth_info: dict[str, Any]):
     return TruthStore(cache.root / "truth-rows", identity)
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """``name`` as a file stem: runs of other characters than letters, digits, ``._-`` as ``_``."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
@@ -223,7 +225,8 @@ def _shared_geometry(samples: Path, attrs: dict[str, Any], kind: str, reference:
 def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | None, profile: str, cache: Cache | None,
                       out_dir: str | os.PathLike[str] | None, progress: Callable[[str], None] | None, plots: bool,
                       metrics: tuple[str, ...], energy_check: bool, device: str = "cpu", truth: str = "auto",
-                      truth_file: Path | None = None, names: dict[str, Any] | None = None) -> EvaluationResult:
+                      truth_file: Path | None = None, truth_kind: str | None = None,
+                      names: dict[str, Any] | None = None) -> EvaluationResult:
     """The CaloChallenge suite for voxel showers, the ILD suite for point showers."""
     from ..geometry import get_geometry
     from .protocol import half_rows, split_rows
@@ -245,7 +248,6 @@ def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | Non
                                 f"{first.kind}: evaluate against a reference of the same kind")
     geometry = get_geometry(_shared_geometry(samples, attrs, kind, reference, first, ref_geometry))
     if truth_file is not None:
-        truth_kind = validate_file(truth_file).kind
         if truth_kind != kind:
             raise IncompatibleError(f"--truth {truth_file} holds {truth_kind}, but {samples} holds {kind}: the truth "
                                     "sample must be of the reference's kind")

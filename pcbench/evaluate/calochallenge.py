@@ -27,7 +27,7 @@ from .log import loop, prefixed
 from .result import MetricValue
 from .protocol import Rows
 from ..data.sources import ShowerSource
-from .truth_cache import TruthStore, rows_digest
+from .truth_cache import TruthStore
 
 __all__ = ["CALO_SUITE_VERSION", "CaloSuiteConfig", "calochallenge_suite", "histogram_bins"]
 
@@ -270,7 +270,7 @@ def calochallenge_suite(gen: ShowerSource, reference: ShowerSource, rows: Rows, 
         return _pair(b, a, geometry, threshold, cfg, prefixed(progress, "truth vs truth"))
 
     key = {"suite_version": CALO_SUITE_VERSION, "config": asdict(cfg), "geometry": geometry.name,
-           "protocol": rows.protocol(), "rows": [rows_digest(rows.ref), rows_digest(rows.truth)]}
+           **rows.identity()}
     truth_values, truth_extra = (store or TruthStore(None)).get_or_compute(key, truth_row)
     metrics = {name: MetricValue(name, v, e, *_DEFS[name][:2], truth_values[name][0], truth_values[name][1],
                                  _DEFS[name][2]) for name, (v, e) in model.items()}

@@ -19,7 +19,7 @@ from .log import loop, prefixed
 from .result import MetricValue
 from .protocol import Rows
 from ..data.sources import ShowerSource
-from .truth_cache import TruthStore, rows_digest
+from .truth_cache import TruthStore
 
 __all__ = ["ILD_SUITE_VERSION", "ILDSuiteConfig", "ild_suite", "summarise_points"]
 
@@ -151,7 +151,7 @@ def ild_suite(gen: ShowerSource, reference: ShowerSource, rows: Rows, grid: Laye
         return _pair(b, a, cfg, batch_size, prefixed(progress, "truth vs truth"))
 
     key = {"suite_version": ILD_SUITE_VERSION, "config": asdict(cfg), "geometry": grid.name, "batch_size": batch_size,
-           "protocol": rows.protocol(), "rows": [rows_digest(rows.ref), rows_digest(rows.truth)]}
+           **rows.identity()}
     truth_values, truth_extra = (store or TruthStore(None)).get_or_compute(key, truth_row)
     defs = {**_DEFS, "auc_high": "DNN classifier AUC on log10 E_inc and the 25 per-shower observables (calibrated)",
             "jsd_high": "DNN classifier JSD = (ln 2 - BCE) / ln 2 on the same inputs (calibrated)"}

@@ -20,7 +20,7 @@ from ..errors import IncompatibleError, MetricError
 from .log import loop, prefixed
 from .protocol import half_rows, split_rows
 from .result import MetricValue
-from .truth_cache import TruthStore, rows_digest
+from .truth_cache import TruthStore
 
 __all__ = ["JET_SUITE_VERSION", "MIN_JETS", "JetSuiteConfig", "jet_features", "jet_suite", "infer_jet_type",
            "fpnd_unavailable"]
@@ -201,7 +201,7 @@ def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConf
         return _pair(truth_set, ft, real_a, fa, cfg, fpnd_type, prefixed(progress, "truth vs truth")), {}
 
     key = {"suite_version": JET_SUITE_VERSION, "config": asdict(cfg), "fpnd_type": fpnd_type,
-           "protocol": rows.protocol(), "rows": [rows_digest(rows.ref), rows_digest(rows.truth)]}
+           **rows.identity()}
     truth_values, _ = (store or TruthStore(None)).get_or_compute(key, truth_row)
     metrics = {}
     for name, (value, error) in model.items():

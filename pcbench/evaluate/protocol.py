@@ -18,6 +18,7 @@ states which protocol made it and a leaderboard refuses to mix them.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +26,12 @@ import numpy as np
 
 from ..errors import IncompatibleError
 
-__all__ = ["Rows", "split_rows", "half_rows", "protocol_text", "MODES"]
+__all__ = ["Rows", "split_rows", "half_rows", "protocol_text", "rows_digest"]
 
-MODES = ("split", "halves")
+
+def rows_digest(rows: np.ndarray) -> str:
+    """md5 of a row-index array (which objects a sample used)."""
+    return hashlib.md5(np.ascontiguousarray(rows, dtype=np.int64).tobytes(), usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,11 @@ class Rows:
     def n(self) -> int:
         """Generated objects compared."""
         return len(self.gen)
+
+    def identity(self) -> dict[str, Any]:
+        """What a stored truth row is keyed by about the samples: the protocol and the md5 of the
+        reference and truth rows."""
+        return {"protocol": self.protocol(), "rows": [rows_digest(self.ref), rows_digest(self.truth)]}
 
     def protocol(self) -> dict[str, Any]:
         """What a record stores (and a leaderboard compares) about the samples."""

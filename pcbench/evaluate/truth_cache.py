@@ -23,14 +23,9 @@ from .. import __version__
 from .._io import atomic_write_text
 from .result import _finite_or_null
 
-__all__ = ["TruthStore", "rows_digest"]
+__all__ = ["TruthStore"]
 
 Values = dict[str, tuple[float, float]]
-
-
-def rows_digest(rows: np.ndarray) -> str:
-    """md5 of a row-index array (which objects a sample used)."""
-    return hashlib.md5(np.ascontiguousarray(rows, dtype=np.int64).tobytes(), usedforsecurity=False).hexdigest()
 
 
 def _finite(x: float) -> float | None:

@@ -50,10 +50,12 @@ class _Data:
     n_reference: int
 
 
-def _split_files(data: Any, work: Path) -> tuple[Any, Any, Path, Path]:
-    """jetnet's 70/15/15 convention applied to ``data``: (train, valid, test file, train file)."""
+def _split_files(data: Any, work: Path, name: str) -> _Data:
+    """jetnet's 70/15/15 convention applied to ``data``; the test split written as the reference
+    file, the train split as the truth file."""
     train_set, valid, test = (data.subset(split_indices(len(data), s)) for s in ("train", "valid", "test"))
-    return train_set, valid, write(work / "reference.h5", test), write(work / "truth.h5", train_set)
+    return _Data(train_set, valid, str(write(work / "reference.h5", test)), str(write(work / "truth.h5", train_set)),
+                 name, len(test))
 
 
 def _data(cfg: LeaderboardConfig, work: Path, cache: Cache, progress: bool) -> _Data:
@@ -62,18 +64,15 @@ def _data(cfg: LeaderboardConfig, work: Path, cache: Cache, progress: bool) -> _
     d = cfg.data
     if d.simulate in ("jetnet30", "jetnet150"):
         sim = JetSimConfig(d.jet_type, num_particles={"jetnet30": 30, "jetnet150": 150}[d.simulate])
-        train_set, valid, ref, truth = _split_files(read(_simulated_jets(d, sim, work, cache, progress)), work)
-        return _Data(train_set, valid, str(ref), str(truth), f"{d.simulate}-sim:{sim.jet_type} (n={d.n}, seed={d.seed})",
-                     len(read(ref)))
+        return _split_files(read(_simulated_jets(d, sim, work, cache, progress)), work,
+                            f"{d.simulate}-sim:{sim.jet_type} (n={d.n}, seed={d.seed})")
     if d.simulate is not None:
         from ..data.simulate.showers import simulate_showers
 
         path = work / "data.h5"
         if not _same_simulation(path, d):
             simulate_showers(d.simulate, int(d.n), path, seed=d.seed, workers=d.workers, progress=progress)
-        train_set, valid, ref, truth = _split_files(read(path), work)
-        return _Data(train_set, valid, str(ref), str(truth), f"{d.simulate}-param (n={d.n}, seed={d.seed}; PARAMETERISED)",
-                     len(read(ref)))
+        return _split_files(read(path), work, f"{d.simulate}-param (n={d.n}, seed={d.seed}; PARAMETERISED)")
     if cfg.kind == "jets":
         train_set, valid, test = (load(d.dataset, s, cache) for s in ("train", "valid", "test"))
         ref, truth = write(work / "reference.h5", test), write(work / "truth.h5", train_set)
@@ -148,20 +147,20 @@ def run_pipeline(cfg: LeaderboardConfig | dict[str, Any], work_dir: str | os.Pat
 def _train(cfg: LeaderboardConfig, spec: ModelEntry, data: _Data, work: Path, checkpoints: dict[str, Path],
            progress: bool) -> Path:
     """Train one row's model; returns the checkpoint to sample."""
-    out = work / "models" / spec.row
-    if cfg.kind == "jets":
-        from ..models import TrainOptions, model_config, train
+    from ..models import model_config
 
-        conf = model_config(spec.name, spec.config, **spec.set)
+    out = work / "models" / spec.row
+    conf = model_config(spec.name, spec.config, **spec.set)
+    if cfg.kind == "jets":
+        from ..models import TrainOptions, train
+
         opts = TrainOptions(epochs=int(spec.epochs if spec.epochs is not None else conf["epochs"]), out_dir=out,
                             device=cfg.train.device, seed=cfg.train.seed, val_every=cfg.train.val_every,
                             max_minutes=spec.max_minutes, progress=progress,
                             provenance={"data": data.name, "jet_type": cfg.data.jet_type, "config_name": spec.config})
         return train(spec.name, conf, data.train, opts, data.valid)
-    from ..models import model_config
     from ..models.showers.training import ShowerTrainOptions, train_shower_model, training_provenance
 
-    conf = model_config(spec.name, spec.config, **spec.set)
     opts = ShowerTrainOptions(out_dir=out, device=cfg.train.device, seed=cfg.train.seed, max_minutes=spec.max_minutes,
                               progress=progress, teacher=checkpoints.get(spec.teacher) if spec.teacher else None,
                               provenance=training_provenance(data.train, {"data": data.name, "split": "train"},
@@ -169,8 +168,8 @@ def _train(cfg: LeaderboardConfig, spec: ModelEntry, data: _Data, work: Path, ch
     return train_shower_model(spec.name, conf, data.train, opts)
 
 
-def _sample(cfg: LeaderboardConfig, ckpt: Path, out: Path, data: _Data, cache: Cache) -> int:
-    """Sample one row's model into ``out``; returns how many objects."""
+def _sample(cfg: LeaderboardConfig, ckpt: Path, out: Path, data: _Data, energies: Any) -> int:
+    """Sample one row's model into ``out`` (showers: at ``energies``, or None); returns how many objects."""
     sm = cfg.sample
     if cfg.kind == "jets":
         from ..models import sample_jets
@@ -178,12 +177,8 @@ def _sample(cfg: LeaderboardConfig, ckpt: Path, out: Path, data: _Data, cache: C
         n = sm.n or 1000
         sample_jets(ckpt, n, out, sm.batch_size or 1024, device=cfg.train.device, seed=sm.seed)
         return n
-    from ..evaluate.reference import reference_source
     from ..models.sampling import sample_showers
 
-    energies = None
-    if sm.energies_from == "reference":
-        energies = reference_source(data.reference, cache)[0].incident_energies()
     n = sm.n or (len(energies) if energies is not None else data.n_reference)
     if energies is not None and len(energies) < n:
         from ..errors import ConfigError
@@ -202,6 +197,11 @@ def _run(cfg: LeaderboardConfig, work: Path, out_dir: str | os.PathLike[str] | N
         + (f"{len(data.valid)} validation, " if data.valid is not None else "")
         + f"{data.n_reference} reference (test split) {objects}")
     records, checkpoints = [], {}
+    energies = None  # showers with energies_from: reference: the test split's incident energies, read once
+    if cfg.kind == "showers" and cfg.sample.energies_from == "reference":
+        from ..evaluate.reference import reference_source
+
+        energies = reference_source(data.reference, cache)[0].incident_energies()
     out = Path(out_dir) if out_dir is not None else work / "results"
     for i, spec in enumerate(cfg.models, 1):
         stage = f"stage: model {i}/{len(cfg.models)}, {spec.row}:"
@@ -209,7 +209,7 @@ def _run(cfg: LeaderboardConfig, work: Path, out_dir: str | os.PathLike[str] | N
         ckpt = checkpoints[spec.row] = _train(cfg, spec, data, work, checkpoints, progress)
         samples = work / "samples" / f"{spec.row}.h5"
         log(f"{stage} sampling")
-        n = _sample(cfg, ckpt, samples, data, cache)
+        n = _sample(cfg, ckpt, samples, data, energies)
         log(f"{stage} evaluating")
         # the files hold the config's splits: the record names the data set and split, not temporary paths
         names = {"samples": samples.name, "platform": platform_fingerprint(), "config_name": cfg.name}

@@ -27,7 +27,7 @@ PUBLISHED = {
        for t in "gqt"},
 }
 
-#: the protocol each source states (``../shared/spec/published-jets.md``), by the start of its name
+#: the protocol each source states (as printed in the papers and their code), by the start of its name
 PROTOCOLS = {
     "MP-GAN paper": "JetNet30 split 70/30 (train/evaluation); W1 between 10,000 real and 10,000 generated jets, "
                     "5 batches; FPND 50,000 jets; COV/MMD 100 real vs 100 generated, 10 batches",

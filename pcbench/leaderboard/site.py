@@ -20,7 +20,8 @@ from pathlib import Path
 from ..errors import FormatError, PcbenchError
 from .published import published_rows
 from .store import read_records
-from .tables import Table, build_tables, layout, table_stem
+from ..evaluate import safe_name
+from .tables import Layout, build_tables, layout, table_stem
 
 __all__ = ["build_site"]
 
@@ -50,8 +51,7 @@ def _inline(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
 
 
-def _table_html(table: Table, reports: dict[str, str]) -> str:
-    lay = layout(table)
+def _table_html(lay: Layout, reports: dict[str, str]) -> str:
     head = "".join(f'<th onclick="sortBy(this)">{html.escape(h)}</th>' for h in lay.header)
     rows = []
     for model, kind, cells, flags in lay.rows:
@@ -72,7 +72,7 @@ def _copy_reports(records_dir: Path, dest: Path, models: list[str]) -> dict[str,
     """Copy each model's ``<model>.html`` and ``<model>_plots/`` into ``dest``; {model: link}."""
     links = {}
     for model in models:
-        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+        stem = safe_name(model)  # as evaluate names a record's report
         page = records_dir / f"{stem}.html"
         if not page.exists():
             continue
@@ -121,10 +121,10 @@ def build_site(root: str | os.PathLike[str], out: str | os.PathLike[str]) -> lis
                 page = sub / f"{stem}.html"
                 page.parent.mkdir(parents=True, exist_ok=True)
                 depth = "../" * (len(Path(rel).parts))
-                body = _table_html(table, links).replace('href="../index.html"', f'href="{depth}index.html"')
+                lay = layout(table)
+                body = _table_html(lay, links).replace('href="../index.html"', f'href="{depth}index.html"')
                 page.write_text(_page(table.benchmark, body), encoding="utf-8")
                 pages.append(out / rel / page.name)
-                lay = layout(table)
                 provenance = next((p for p in lay.footer if p.startswith("Provenance")), "")
                 kind = "jets" if table.records[0].kind == "jets" else "showers"
                 entries.append(f'<tr><td><a href="{html.escape(rel)}/{html.escape(page.name)}">'
