@@ -74,8 +74,9 @@ def test_the_layers_exist_and_the_checker_sees_imports():
 
 
 def test_jet_and_shower_generators_are_siblings_on_the_shared_training_code():
-    """models/jets and models/showers never import each other; the shared pieces (checkpoints,
-    the one training loop, configs) import neither; the registry and sampling sit above both."""
+    """models/jets and models/showers never import each other nor anything above them (the
+    registry, the library functions, sampling); the shared pieces (the Generator interface,
+    checkpoints, the one training loop, configs) import neither; the registry and api sit above."""
     models = PKG / "models"
 
     def targets(path: Path) -> set[str]:
@@ -84,6 +85,9 @@ def test_jet_and_shower_generators_are_siblings_on_the_shared_training_code():
     for kind, other in (("jets", "showers"), ("showers", "jets")):
         for path in (models / kind).rglob("*.py"):
             assert other not in targets(path), f"{path.relative_to(PKG)} imports models.{other}"
-    for shared in ("checkpoints", "trainer", "config"):
-        assert not targets(models / f"{shared}.py") & {"jets", "showers", "registry"}, shared
+            upward = targets(path) & {"registry", "api", "sampling"}
+            assert not upward, f"{path.relative_to(PKG)} imports models.{upward.pop()} (upward)"
+    for shared in ("generator", "checkpoints", "trainer", "config"):
+        assert not targets(models / f"{shared}.py") & {"jets", "showers", "registry", "api"}, shared
     assert {"jets", "showers"} <= targets(models / "registry.py")
+    assert "registry" in targets(models / "api.py")

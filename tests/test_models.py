@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from pcbench.cli import cli
 from pcbench.data import JetSet, read, validate_file, write
 from pcbench.data.simulate.jets import JetSimConfig, simulate_jet_chunk
-from pcbench.models import MODELS, JetGenerator, TrainOptions, build_model, load_model, model_config, train
+from pcbench.models import MODELS, JetGenerator, TrainOptions, build_model, load_generator, model_config, train
 from pcbench.models.jets.epic import EPiCLayer
 from pcbench.models.jets.epic_fm import ode_solve
 from pcbench.models.jets.mpgan import MPLayer
@@ -100,8 +100,8 @@ def test_mp_gan_scales_features_into_its_tanh_range(jets):
 @pytest.mark.parametrize("name", ["epic-gan", "epic-fm", "mp-gan"])
 def test_checkpoint_round_trip_gives_identical_samples(name, jets, tmp_path):
     ckpt = train(name, tiny(name), jets, TrainOptions(epochs=1, out_dir=tmp_path, val_every=0, progress=False))
-    model, payload = load_model(ckpt)
-    again, _ = load_model(ckpt)
+    model, payload = load_generator(ckpt)
+    again, _ = load_generator(ckpt)
     a, b = model.sample(40, seed=9), again.sample(40, seed=9)
     assert np.array_equal(a.particle_features, b.particle_features)
     assert payload["epoch"] == 1 and payload["model"] == name and len(payload["checkpoint_md5"]) == 32
@@ -143,16 +143,16 @@ def test_training_is_deterministic_and_resume_continues_exactly(jets, tmp_path):
     b = train("epic-fm", tiny("epic-fm"), jets, TrainOptions(epochs=2, out_dir=tmp_path / "b", **opts))
     train("epic-fm", tiny("epic-fm"), jets, TrainOptions(epochs=1, out_dir=tmp_path / "c", **opts))
     c = train("epic-fm", tiny("epic-fm"), jets, TrainOptions(epochs=2, out_dir=tmp_path / "c", resume=True, **opts))
-    da, db, dc = (params_digest(load_model(p)[0]) for p in (a, b, c))
+    da, db, dc = (params_digest(load_generator(p)[0]) for p in (a, b, c))
     assert da == db == dc
 
 
 def test_best_epoch_is_kept_by_validation_w1m(jets, tmp_path):
     best = train("epic-fm", tiny("epic-fm"), jets.subset(slice(0, 120)),
                  TrainOptions(epochs=3, out_dir=tmp_path, val_every=1, val_jets=40, progress=False),
-                 valid_jets=jets.subset(slice(120, 160)))
-    payload = load_model(best)[1]
-    vals = [h["val_w1m"] for h in load_model(tmp_path / "last.pt")[1]["history"]]
+                 valid=jets.subset(slice(120, 160)))
+    payload = load_generator(best)[1]
+    vals = [h["val_w1m"] for h in load_generator(tmp_path / "last.pt")[1]["history"]]
     assert best.name == "best.pt" and payload["best"]["w1m"] == min(vals)
     assert payload["epoch"] == 1 + int(np.argmin(vals))
 
@@ -173,7 +173,7 @@ def test_ddp_with_two_gloo_processes(jets, tmp_path):
         port = s.getsockname()[1]
     torch.multiprocessing.start_processes(_ddp_worker, args=(2, port, str(data), str(tmp_path / "ddp")), nprocs=2,
                                           join=True, start_method="spawn")
-    payload = load_model(tmp_path / "ddp" / "last.pt")[1]
+    payload = load_generator(tmp_path / "ddp" / "last.pt")[1]
     assert payload["world_size"] == 2 and payload["epoch"] == 1
 
 
@@ -228,7 +228,7 @@ def test_a_new_generator_is_one_class_and_one_registry_line(jets, tmp_path):
     from pcbench.models.jets.base import JetGenerator as Base
 
     assert issubclass(GaussianParticles, Base)
-    registry.register(GaussianParticles, "jets")  # the one registry line
+    registry.register(GaussianParticles)  # the one registry line
     try:
         assert registry.kind_of("gaussian-particles") == "jets" and "gaussian-particles" in MODELS
         with pytest.raises(Exception, match="--set lr=fast: expected a number"):
@@ -236,8 +236,8 @@ def test_a_new_generator_is_one_class_and_one_registry_line(jets, tmp_path):
         conf = model_config("gaussian-particles", "small", lr=0.1)
         best = train("gaussian-particles", conf, jets, TrainOptions(epochs=10, out_dir=tmp_path, val_every=2,
                                                                      progress=False), jets)
-        assert best.name == "best.pt" and load_model(best)[1]["epoch"] in (2, 4, 6, 8, 10)
-        model, payload = load_model(tmp_path / "last.pt")
+        assert best.name == "best.pt" and load_generator(best)[1]["epoch"] in (2, 4, 6, 8, 10)
+        model, payload = load_generator(tmp_path / "last.pt")
         assert payload["model"] == "gaussian-particles" and payload["epoch"] == 10
         real = model.stats.normalise(torch.as_tensor(jets.particles[jets.mask], dtype=torch.float64))
         # the maximum-likelihood Gaussian of the normalised particles: their mean and width (about 0 and

@@ -23,7 +23,7 @@ from pcbench.models.showers.flow import ShowerStats, by_rows, shower_quantities
 from pcbench.models.showers.pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
                                           calibrate_layer_energy)
 from pcbench.models import model_config
-from pcbench.models.showers.training import ShowerTrainOptions, load_shower_model, train_shower_model
+from pcbench.models import TrainOptions, load_generator, train
 
 TINY = {"widths": [16, 16], "flow_transforms": 1, "flow_hidden": [16], "flow_epochs": 2, "flow_batch_size": 16,
         "diffusion_steps": 6, "batch_size": 4, "points_per_shower": 32, "num_steps": 3}
@@ -144,12 +144,12 @@ def test_training_reduces_the_losses_and_checkpoints_round_trip(ild_train, tmp_p
     cfg = model_config("caloclouds2", "small", **{**TINY, "flow_epochs": 25, "diffusion_steps": 400,
                                                           "batch_size": 8, "points_per_shower": 64, "lr": 3e-3,
                                                           "flow_lr": 5e-3})
-    opts = ShowerTrainOptions(out_dir=tmp_path / "cc2", progress=False, occupancy_showers=8, seed=1)
+    opts = TrainOptions(out_dir=tmp_path / "cc2", progress=False, occupancy_showers=8, seed=1)
     g = get_geometry("ild-ecal")
     torch.manual_seed(1)  # the weights training starts from
     untrained = CaloClouds2(cfg, ShowerStats.fit(ild_train.points, ild_train.mask, g))
-    path = train_shower_model("caloclouds2", cfg, ild_train, opts)
-    model, payload = load_shower_model(path)
+    path = train("caloclouds2", cfg, ild_train, opts)
+    model, payload = load_generator(path)
     hist = payload["train_state"]["history"]
     flow = [h["nll"] for h in hist if h["phase"] == "flow"]
     assert flow[-1] < flow[0]
@@ -167,7 +167,7 @@ def test_training_reduces_the_losses_and_checkpoints_round_trip(ild_train, tmp_p
     assert payload["train_state"]["finished"] and model.occupancy is not None
     e = np.array([20e3, 60e3, 85e3])
     a = model.sample(e, seed=3)
-    b = load_shower_model(path)[0].sample(e, seed=3)
+    b = load_generator(path)[0].sample(e, seed=3)
     assert np.array_equal(a.points, b.points)  # checkpoint round trip and a reproducible seed
     assert a.points.shape[0] == 3 and np.all(a.incident_energy == e.astype(np.float32))
     g = get_geometry("ild-ecal")
@@ -180,10 +180,10 @@ def test_training_reduces_the_losses_and_checkpoints_round_trip(ild_train, tmp_p
     # consistency distillation: the student matches the teacher's multi-step output better after training
     cm_cfg = model_config("caloclouds2-cm", "small", **{**TINY, "cm_steps": 150, "batch_size": 8,
                                                                 "points_per_shower": 64, "lr": 2e-3})
-    cm_opts = ShowerTrainOptions(out_dir=tmp_path / "cm", progress=False, teacher=path, seed=1)
+    cm_opts = TrainOptions(out_dir=tmp_path / "cm", progress=False, teacher=path, seed=1)
     before = CaloClouds2CM.from_teacher(model, cm_cfg)
-    cm_path = train_shower_model("caloclouds2-cm", cm_cfg, ild_train, cm_opts)
-    after, cm_payload = load_shower_model(cm_path)
+    cm_path = train("caloclouds2-cm", cm_cfg, ild_train, cm_opts)
+    after, cm_payload = load_generator(cm_path)
     ctx = model.point_context(np.full(16, 50e3), np.full(16, 100))
 
     def gap(student):
@@ -199,13 +199,13 @@ def test_training_reduces_the_losses_and_checkpoints_round_trip(ild_train, tmp_p
 
 def test_resume_continues_where_it_stopped(ild_train, tmp_path):
     cfg = model_config("caloclouds2", "small", **{**TINY, "diffusion_steps": 20})
-    full = train_shower_model("caloclouds2", cfg, ild_train,
-                              ShowerTrainOptions(out_dir=tmp_path / "a", progress=False, occupancy_showers=4, checkpoint_every=10))
-    half = train_shower_model("caloclouds2", {**cfg, "diffusion_steps": 10}, ild_train,
-                              ShowerTrainOptions(out_dir=tmp_path / "b", progress=False, occupancy_showers=4))
+    full = train("caloclouds2", cfg, ild_train,
+                              TrainOptions(out_dir=tmp_path / "a", progress=False, occupancy_showers=4, checkpoint_every=10))
+    half = train("caloclouds2", {**cfg, "diffusion_steps": 10}, ild_train,
+                              TrainOptions(out_dir=tmp_path / "b", progress=False, occupancy_showers=4))
     assert torch.load(half, weights_only=False)["train_state"]["step"] == 10
-    resumed = train_shower_model("caloclouds2", cfg, ild_train,
-                                 ShowerTrainOptions(out_dir=tmp_path / "b", progress=False, occupancy_showers=4, resume=True))
+    resumed = train("caloclouds2", cfg, ild_train,
+                                 TrainOptions(out_dir=tmp_path / "b", progress=False, occupancy_showers=4, resume=True))
     sa, sb = torch.load(full, weights_only=False), torch.load(resumed, weights_only=False)
     assert sb["train_state"]["step"] == 20
     for k in sa["state_dict"]:
@@ -237,9 +237,9 @@ def test_caloclouds_one_trains_and_samples(ild_train, tmp_path):
     g = get_geometry("ild-ecal")
     torch.manual_seed(2)
     untrained = CaloClouds(cfg, ShowerStats.fit(ild_train.points, ild_train.mask, g))
-    path = train_shower_model("caloclouds", cfg, ild_train, ShowerTrainOptions(out_dir=tmp_path, progress=False,
+    path = train("caloclouds", cfg, ild_train, TrainOptions(out_dir=tmp_path, progress=False,
                                                                                  occupancy_showers=4, seed=2))
-    model, _ = load_shower_model(path)
+    model, _ = load_generator(path)
     x = torch.as_tensor(model.to_model(ild_train.points, ild_train.mask))[:, :300]
     m = torch.as_tensor(ild_train.mask)[:, :300]
     ctx = model.point_context(ild_train.incident_energy, ild_train.mask.sum(1))
@@ -296,9 +296,9 @@ def test_caloclouds2_on_calochallenge_voxels_trains_samples_and_evaluates(ds2_vo
     from pcbench.models.showers.training import as_point_showers
 
     cfg = model_config("caloclouds2", "small", **{**TINY, "diffusion_steps": 30})
-    path = train_shower_model("caloclouds2", cfg, ds2_voxels, ShowerTrainOptions(out_dir=tmp_path / "m", progress=False,
+    path = train("caloclouds2", cfg, ds2_voxels, TrainOptions(out_dir=tmp_path / "m", progress=False,
                                                                                    occupancy_showers=8))
-    model, payload = load_shower_model(path)
+    model, payload = load_generator(path)
     assert payload["config"]["grid"] == "calochallenge-2" and model.layers.n_layers == 45
     e = ds2_voxels.incident_energy.astype(np.float64)
     assert model.stats.e_inc_log and model.stats.e_inc_lo == pytest.approx(e.min())  # 1 GeV - 1 TeV: log conditioning
@@ -339,15 +339,15 @@ def _shower_ddp_worker(rank: int, world: int, port: int, data: str, out: str) ->
     torch.set_num_threads(1)
     save = st._save
 
-    def save_every_rank(model, name, state, opts, rank_, optimizers):
+    def save_every_rank(model, run):
         torch.save(model.state_dict(), Path(out) / f"rank{rank}.pt")
-        return save(model, name, state, opts, rank_, optimizers)
+        return save(model, run)
 
     st._save = save_every_rank
     cfg = model_config("caloclouds", "small", **{**TINY, "latent": 4, "encoder_hidden": 8, "latent_transforms": 1,
                                                          "ddpm_steps": 10, "diffusion_steps": 8})
     Path(out).mkdir(parents=True, exist_ok=True)
-    train_shower_model("caloclouds", cfg, formats.read(data), ShowerTrainOptions(out_dir=Path(out), progress=False,
+    train("caloclouds", cfg, formats.read(data), TrainOptions(out_dir=Path(out), progress=False,
                                                                                  occupancy_showers=4))
     torch.distributed.destroy_process_group()
 
@@ -396,8 +396,8 @@ def _budget_worker(rank: int, world: int, port: int, data: str, out: str) -> Non
         trainer.time = types.SimpleNamespace(perf_counter=late_clock)  # the one loop's budget clock
     cfg = model_config("caloclouds2", "small", **{**TINY, "flow_epochs": 2, "diffusion_steps": 400})
     Path(out).mkdir(parents=True, exist_ok=True)
-    train_shower_model("caloclouds2", cfg, formats.read(data),
-                       ShowerTrainOptions(out_dir=Path(out), progress=False, occupancy_showers=4, max_minutes=30.0))
+    train("caloclouds2", cfg, formats.read(data),
+                       TrainOptions(out_dir=Path(out), progress=False, occupancy_showers=4, max_minutes=30.0))
     torch.distributed.destroy_process_group()
 
 

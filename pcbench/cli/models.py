@@ -6,36 +6,14 @@ from pathlib import Path
 
 import click
 
-from .._outputs import output_dir, output_file
-from ..data import JET_TYPES, Cache, JetSet, load, read
-from ..data.loaders import split_indices
-from ..errors import IncompatibleError, UsageError
-from ..models.registry import GENERATORS, kind_of, model_config
 from .._device import check_device
+from .._outputs import output_dir, output_file
+from ..data import JET_TYPES, Cache
+from ..errors import UsageError
 from ..models.config import parse_sets
+from ..models.registry import GENERATORS, generator_class, model_config
 from . import cli, console, err_console
 from .data import cache_option
-
-
-
-def _require(data, kinds: type | tuple[type, ...], source: str, trains_on: str):
-    """``data`` if it is of ``kinds``; else one line naming the source and what the model trains on."""
-    if not isinstance(data, kinds):
-        raise IncompatibleError(f"{source}: holds {data.kind}, but {trains_on}")
-    return data
-
-
-def _training_data(data: str | None, data_file: Path | None, cache: Cache):
-    """(train, valid, provenance) from a registry name or a file (then split as jetnet does)."""
-    if data_file is not None:
-        jets = _require(read(data_file), JetSet, f"--data-file {data_file}",
-                        "a jet model trains on jets (the JetNet layout)")
-        return (jets.subset(split_indices(len(jets), "train")), jets.subset(split_indices(len(jets), "valid")),
-                {"data_file": str(data_file), "split": "jetnet 70/15/15 seed 42"})
-    if data is None:
-        raise UsageError("give --data NAME (e.g. jetnet30:g or jetnet30-sim:g) or --data-file FILE")
-    train_jets = _require(load(data, "train", cache), JetSet, f"--data {data}", "a jet model trains on jets")
-    return train_jets, load(data, "valid", cache), {"data": data, "split": "train/valid"}
 
 
 def _finish_line(kind: str, name: str, config_name: str, n: int, path: Path) -> None:
@@ -78,51 +56,21 @@ def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, de
     """Train a generator: jets (checkpoints last.pt, best.pt by validation W1M) or showers
     (CaloClouds, CaloClouds II, its consistency model, the baseline; checkpoint last.pt) into OUT.
     Showers: ILD-like point files, or CaloChallenge voxel files (trained on as points)."""
+    from ..models import TrainOptions, require_teacher, train, training_data
     from ..models.checkpoints import resume_path
 
     sets = parse_sets(overrides)
     check_device(device)
-    if name == "caloclouds2-cm" and teacher is None:
-        raise UsageError("caloclouds2-cm distils a trained CaloClouds II: give --teacher CKPT")
+    require_teacher(name, teacher)
     resume_path(out_dir, resume)
     config = model_config(name, config_name, **sets)
-    if kind_of(name) == "showers":
-        output_dir(out_dir)
-        _train_showers(name, data, data_file, teacher, config_name, config, device, seed, out_dir, resume, max_minutes,
-                       Cache(cache_dir))
-        return
-    from ..evaluate.jets import infer_jet_type
-    from ..models import TrainOptions, train
-
+    data_set = training_data(name, data, data_file, Cache(cache_dir), config_name, jet_type)
     output_dir(out_dir)
-    train_jets, valid_jets, prov = _training_data(data, data_file, Cache(cache_dir))
-    prov.update(jet_type=jet_type or infer_jet_type(train_jets), config_name=config_name)
-    opts = TrainOptions(epochs=epochs if epochs is not None else config["epochs"], out_dir=out_dir, device=device,
-                        seed=seed, val_every=val_every, resume=resume, max_minutes=max_minutes, provenance=prov)
-    best = train(name, config, train_jets, opts, valid_jets)
+    opts = TrainOptions(out_dir=out_dir, device=device, seed=seed, resume=resume, max_minutes=max_minutes,
+                        provenance=data_set.provenance, epochs=epochs, val_every=val_every, teacher=teacher)
+    path = train(name, config, data_set.train, opts, data_set.valid)
     last = out_dir / "last.pt"  # it holds the epochs trained against the planned ones
-    _finish_line("jets", name, config_name, len(train_jets), last if last.exists() else best)
-
-
-def _train_showers(name, data, data_file, teacher, config_name, config, device, seed, out_dir, resume, max_minutes,
-                   cache):
-    from ..data.containers import ShowerPointSet, VoxelShowerSet
-    from ..models.showers.training import ShowerTrainOptions, train_shower_model, training_provenance
-
-    if data_file is not None:
-        showers, prov = read(data_file), {"data_file": str(data_file)}
-    elif data is not None:
-        showers, prov = load(data, "train", cache), {"data": data, "split": "train"}
-    else:
-        raise UsageError("give --data NAME (e.g. ild-photons-param) or --data-file FILE")
-    source = f"--data {data}" if data_file is None else f"--data-file {data_file}"
-    _require(showers, (ShowerPointSet, VoxelShowerSet), source,
-             f"{name} trains on showers (points, or CaloChallenge voxels turned into points)")
-    prov = training_provenance(showers, prov, config_name)
-    opts = ShowerTrainOptions(out_dir=out_dir, device=device, seed=seed, resume=resume, max_minutes=max_minutes,
-                              teacher=teacher, provenance=prov)
-    path = train_shower_model(name, config, showers, opts)
-    _finish_line("showers", name, config_name, len(showers), path)
+    _finish_line(generator_class(name).kind, name, config_name, len(data_set.train), last if last.exists() else path)
 
 
 class _CheckpointOrRelease(click.Path):
@@ -156,51 +104,41 @@ def sample_cmd(checkpoint, n, output, batch_size, device, seed, energies_from, o
     """Sample N jets or showers from a checkpoint into a sample file, with the time per object.
     CHECKPOINT may also be a released MP-GAN-paper generator: mpgan-release:NAME (fetched into the
     cache; see `pcbench fetch`) or a folder with its G_best_epoch.pt and args.txt."""
+    from ..models import sample
     from ..models.checkpoints import load_checkpoint_file, unfinished_parts
 
     check_device(device)
     output_file(output, "-o")
-    if isinstance(checkpoint, str):
-        from ..models.jets.mpgan_release import sample_release
-
-        n = n or 50_000
-        path, attrs = sample_release(checkpoint, n, output, seed, batch_size, device)
-        console.print(f"[green]wrote[/] {path}: {n} jets from {attrs['model']} (md5 {attrs['weights_md5']}), "
-                      f"{attrs['generation_time_per_object_s'] * 1e6:.1f} us per jet on {device}", highlight=False)
-        return
-    payload = load_checkpoint_file(checkpoint)
-    untrained = unfinished_parts(payload)
-    if untrained:
-        err_console.print(f"[bold yellow]warning:[/] {checkpoint} is unfinished (its training budget ran out); "
-                          f"untrained: {'; '.join(untrained)}. Its samples do not show what the model can do.",
-                          highlight=False, soft_wrap=True)
-    if kind_of(payload["model"]) == "showers":
+    if not isinstance(checkpoint, str):  # a checkpoint file (a released generator is named by a string)
+        untrained = unfinished_parts(load_checkpoint_file(checkpoint))
+        if untrained:
+            err_console.print(f"[bold yellow]warning:[/] {checkpoint} is unfinished (its training budget ran out); "
+                              f"untrained: {'; '.join(untrained)}. Its samples do not show what the model can do.",
+                              highlight=False, soft_wrap=True)
+    energies = None
+    if energies_from is not None:
         from ..data.sources import ShowerSource
-        from ..models.sampling import sample_showers
-        from ..models.showers.pipeline import PipelineSteps
 
-        energies = ShowerSource.of(energies_from).incident_energies() if energies_from else None
-        if n is None and energies is None:
-            raise UsageError("showers have no default count: give -n N, or --energies-from REF to sample as many "
-                             "showers as REF holds, at its incident energies")
-        n = n or len(energies)
-        if energies is not None and len(energies) < n:
+        energies = ShowerSource.of(energies_from).incident_energies()
+        if n is not None and len(energies) < n:
             raise UsageError(f"--energies-from {energies_from} has {len(energies)} showers, fewer than -n {n}")
-        steps = PipelineSteps(**{k: False for k in off})
-        path, attrs = sample_showers(checkpoint, n, output, batch_size or 64, device, seed, energies, steps, project,
-                                     progress=True)
+    from ..models.showers.pipeline import PipelineSteps
+
+    done = sample(checkpoint, output, n, batch_size, device, seed, energies, PipelineSteps(**{k: False for k in off}),
+                  project, progress=True)
+    attrs = done.attrs
+    if isinstance(checkpoint, str):
+        console.print(f"[green]wrote[/] {done.path}: {done.n} jets from {attrs['model']} (md5 {attrs['weights_md5']}), "
+                      f"{attrs['generation_time_per_object_s'] * 1e6:.1f} us per jet on {device}", highlight=False)
+    elif done.kind == "showers":
         label = " [PARAMETERISED-trained model, not Geant4]" if attrs.get("parameterised") else ""
-        console.print(f"[green]wrote[/] {path}: {n} showers from {attrs['model']}{label}, "
+        console.print(f"[green]wrote[/] {done.path}: {done.n} showers from {attrs['model']}{label}, "
                       f"{attrs['generation_time_per_object_s'] * 1e3:.2f} ms per shower, whole pipeline"
                       f"{_timing_note(attrs)}", highlight=False)
-        return
-    from ..models import sample_jets
-
-    batch_size = batch_size or 1024
-    n = n or 50_000
-    path, attrs = sample_jets(checkpoint, n, output, batch_size, device, seed, progress=True)
-    console.print(f"[green]wrote[/] {path}: {n} jets from {attrs['model']} (epoch {attrs['checkpoint_epoch']}), "
-                  f"{attrs['generation_time_per_object_s'] * 1e6:.1f} us per jet{_timing_note(attrs)}", highlight=False)
+    else:
+        console.print(f"[green]wrote[/] {done.path}: {done.n} jets from {attrs['model']} (epoch "
+                      f"{attrs['checkpoint_epoch']}), {attrs['generation_time_per_object_s'] * 1e6:.1f} us per jet"
+                      f"{_timing_note(attrs)}", highlight=False)
 
 
 def _timing_note(attrs: dict) -> str:

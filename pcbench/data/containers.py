@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import FormatError
 from . import checks
 
-__all__ = ["JET_TYPES", "JetSet", "ShowerPointSet", "VoxelShowerSet"]
+__all__ = ["JET_TYPES", "JetSet", "ShowerPointSet", "VoxelShowerSet", "infer_jet_type"]
 
 #: JetNet's jet classes, in the order of the jetnet library's class index.
 JET_TYPES = ("g", "q", "t", "w", "z")
@@ -85,6 +85,16 @@ class JetSet:
     def subset(self, index: np.ndarray | slice) -> JetSet:
         """The jets selected by ``index`` (integer array, boolean mask or slice)."""
         return JetSet(self.particles[index], self.mask[index], self.jets[index], self.jet_type[index], dict(self.attrs))
+
+
+def infer_jet_type(*sets: JetSet) -> str | None:
+    """The single jet class (g, q, t, w, z) of the first set whose jet_type column has one; None
+    where none has (the one place pcbench decides a sample's jet class)."""
+    for s in sets:
+        types = np.unique(s.jet_type)
+        if len(types) == 1 and types[0] >= 0:
+            return JET_TYPES[int(types[0])]
+    return None
 
 
 @dataclass(frozen=True, eq=False)

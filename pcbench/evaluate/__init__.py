@@ -14,12 +14,12 @@ from .. import __version__
 from .._io import file_md5
 from .._outputs import output_dir
 from .._platform import machine
-from ..data import JET_TYPES, Cache, read, validate_file
+from ..data import JET_TYPES, Cache, infer_jet_type, read, validate_file
 from ..data.geometry_of import shower_geometry
 from ..data.containers import VoxelShowerSet
 from ..data.formats import data_md5, read_attrs
 from ..errors import FormatError, IncompatibleError, UsageError
-from .jets import JetSuiteConfig, infer_jet_type, jet_suite
+from .jets import JetSuiteConfig, jet_suite
 from .reference import _file_info, load_reference, reference_source, truth_split
 from .result import EvaluationResult, MetricValue
 

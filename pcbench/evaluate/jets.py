@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._profiles import Profiles
-from ..data import JET_TYPES, JetSet
+from ..data import JetSet
 from ..metrics import classifier, divergence, emd, frechet, jet_observables, kernel, wasserstein
 from ..errors import IncompatibleError, MetricError
 from .log import loop, prefixed
@@ -22,7 +22,7 @@ from .protocol import half_rows, split_rows
 from .result import MetricValue
 from .truth_cache import TruthStore
 
-__all__ = ["JET_SUITE_VERSION", "MIN_JETS", "JetSuiteConfig", "jet_features", "jet_suite", "infer_jet_type",
+__all__ = ["JET_SUITE_VERSION", "MIN_JETS", "JetSuiteConfig", "jet_features", "jet_suite",
            "fpnd_unavailable"]
 
 JET_SUITE_VERSION = "jets-1"
@@ -235,12 +235,4 @@ def fpnd_unavailable(num_particles: int, jet_type: str | None) -> str | None:
         return f"the jetnet 0.2.5 wheel's ParticleNet weights are missing ({exc}); pip install --no-deps jetnet==0.2.5"
     return None
 
-
-def infer_jet_type(*sets: JetSet) -> str | None:
-    """The single jet class of the first set that has one (from its jet_type column)."""
-    for s in sets:
-        types = np.unique(s.jet_type)
-        if len(types) == 1 and types[0] >= 0:
-            return JET_TYPES[int(types[0])]
-    return None
 

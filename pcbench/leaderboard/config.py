@@ -220,7 +220,7 @@ def _check(cfg: LeaderboardConfig, source: str) -> None:
             raise ConfigError(f"{source}: data.dataset: {exc}") from None
     if not cfg.models:
         raise ConfigError(f"{source}: models: expected at least one model")
-    known = [n for n, (kind, _) in GENERATORS.items() if kind == cfg.kind]
+    known = [n for n, c in GENERATORS.items() if c.kind == cfg.kind]
     seen: list[str] = []
     for i, m in enumerate(cfg.models):
         if m.name not in known:

@@ -146,46 +146,29 @@ def run_pipeline(cfg: LeaderboardConfig | dict[str, Any], work_dir: str | os.Pat
 
 def _train(cfg: LeaderboardConfig, spec: ModelEntry, data: _Data, work: Path, checkpoints: dict[str, Path],
            progress: bool) -> Path:
-    """Train one row's model; returns the checkpoint to sample."""
-    from ..models import model_config
+    """Train one row's model (``models.train``); returns the checkpoint to sample."""
+    from ..models import TrainOptions, model_config, train, training_provenance
 
-    out = work / "models" / spec.row
-    conf = model_config(spec.name, spec.config, **spec.set)
-    if cfg.kind == "jets":
-        from ..models import TrainOptions, train
-
-        opts = TrainOptions(epochs=int(spec.epochs if spec.epochs is not None else conf["epochs"]), out_dir=out,
-                            device=cfg.train.device, seed=cfg.train.seed, val_every=cfg.train.val_every,
-                            max_minutes=spec.max_minutes, progress=progress,
-                            provenance={"data": data.name, "jet_type": cfg.data.jet_type, "config_name": spec.config})
-        return train(spec.name, conf, data.train, opts, data.valid)
-    from ..models.showers.training import ShowerTrainOptions, train_shower_model, training_provenance
-
-    opts = ShowerTrainOptions(out_dir=out, device=cfg.train.device, seed=cfg.train.seed, max_minutes=spec.max_minutes,
-                              progress=progress, teacher=checkpoints.get(spec.teacher) if spec.teacher else None,
-                              provenance=training_provenance(data.train, {"data": data.name, "split": "train"},
-                                                             spec.config))
-    return train_shower_model(spec.name, conf, data.train, opts)
+    split = {"data": data.name, "split": "train"}
+    opts = TrainOptions(out_dir=work / "models" / spec.row, device=cfg.train.device, seed=cfg.train.seed,
+                        max_minutes=spec.max_minutes, progress=progress, epochs=spec.epochs,
+                        val_every=cfg.train.val_every, teacher=checkpoints.get(spec.teacher) if spec.teacher else None,
+                        provenance=training_provenance(data.train, split, spec.config, cfg.data.jet_type))
+    return train(spec.name, model_config(spec.name, spec.config, **spec.set), data.train, opts, data.valid)
 
 
 def _sample(cfg: LeaderboardConfig, ckpt: Path, out: Path, data: _Data, energies: Any) -> int:
-    """Sample one row's model into ``out`` (showers: at ``energies``, or None); returns how many objects."""
+    """Sample one row's model into ``out`` (``models.sample``; jets: 1,000 by default; showers: at
+    ``energies``, or as many as the reference holds); returns how many objects."""
+    from ..models import sample
+
     sm = cfg.sample
-    if cfg.kind == "jets":
-        from ..models import sample_jets
-
-        n = sm.n or 1000
-        sample_jets(ckpt, n, out, sm.batch_size or 1024, device=cfg.train.device, seed=sm.seed)
-        return n
-    from ..models.sampling import sample_showers
-
-    n = sm.n or (len(energies) if energies is not None else data.n_reference)
+    n = sm.n or (1000 if cfg.kind == "jets" else len(energies) if energies is not None else data.n_reference)
     if energies is not None and len(energies) < n:
         from ..errors import ConfigError
 
         raise ConfigError(f"sample.n: {n} showers asked, but the reference holds {len(energies)} incident energies")
-    sample_showers(ckpt, n, out, sm.batch_size or 64, cfg.train.device, sm.seed, energies)
-    return n
+    return sample(ckpt, out, n, sm.batch_size, cfg.train.device, sm.seed, energies).n
 
 
 def _run(cfg: LeaderboardConfig, work: Path, out_dir: str | os.PathLike[str] | None, cache: Cache, plots: bool,

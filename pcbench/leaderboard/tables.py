@@ -25,7 +25,8 @@ from ..evaluate.display import column_scale, error_definition, fmt_number, fmt_v
 from ..evaluate.display import header as display_header
 from ..evaluate.protocol import protocol_text
 from ..evaluate.result import EvaluationResult, MetricValue
-from ..models.checkpoints import UNTRAINED_MODELS, UNTRAINED_TEXT
+from ..models.checkpoints import UNTRAINED_TEXT
+from ..models.registry import GENERATORS
 from .published import published_protocol
 
 __all__ = ["ComparabilityError", "Layout", "PublishedRow", "Table", "build_tables", "layout", "read_published", "to_csv",
@@ -155,7 +156,7 @@ def _sizes_line(prov: dict[str, Any]) -> str:
 def _model_line(r: EvaluationResult) -> str:
     """A model's footnote: training length, sample checksums, generation time with its machine."""
     prov = r.provenance
-    training = (prov.get("training") or {}).get("text") or (UNTRAINED_TEXT if r.model in UNTRAINED_MODELS
+    training = (prov.get("training") or {}).get("text") or (UNTRAINED_TEXT if getattr(GENERATORS.get(r.model), "fitted", False)
                                                             else "training not recorded")
     rows = f"{prov['samples_rows']:,} sampled, " if prov.get("samples_rows") else ""
     parts = [f"- {r.model}: {training}; {rows}samples md5 {prov.get('samples_md5')}"]

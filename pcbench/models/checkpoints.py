@@ -13,8 +13,8 @@ import torch
 from .._io import atomic_path
 from ..errors import CheckpointError, UsageError
 
-__all__ = ["save_checkpoint", "load_checkpoint_file", "resume_path", "UNTRAINED_MODELS", "UNTRAINED_TEXT",
-           "training_summary", "unfinished_parts"]
+__all__ = ["save_checkpoint", "load_checkpoint_file", "resume_path", "UNTRAINED_TEXT", "training_summary",
+           "unfinished_parts"]
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -61,8 +61,7 @@ def resume_path(out_dir: str | Path, resume: bool) -> Path | None:
     return last
 
 
-#: generators that are fitted, not trained (empirical baselines), and how tables describe them
-UNTRAINED_MODELS = ("independent", "shower-baseline")
+#: how tables describe a fitted generator (``Generator.fitted``: an empirical baseline)
 UNTRAINED_TEXT = "not trained (an empirical baseline fitted to the training data)"
 
 
@@ -71,7 +70,7 @@ def training_summary(payload: dict[str, Any]) -> dict[str, Any]:
     ``{"text": "12 of 200 epochs, 2.5 min, small config", "epochs": 12, ...}``."""
     prov = payload.get("provenance", {})
     config = prov.get("config_name")
-    if payload["model"] in UNTRAINED_MODELS:
+    if payload.get("fitted"):
         return {"trained": False, "text": UNTRAINED_TEXT}
     out: dict[str, Any] = {"trained": True, "config_name": config}
     if "train_state" in payload:  # shower generators: epochs and steps per part

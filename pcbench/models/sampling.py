@@ -1,4 +1,5 @@
-"""Sampling a trained generator into the canonical jet sample file, with its generation time."""
+"""Sampling a trained generator into the canonical sample file of its kind, with its generation
+time per object and the machine it was measured on."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from .._platform import machine
 from .._progress import object_bar
 from ..data import JET_TYPES, JetSet, write
 from .checkpoints import training_summary
-from .jets.training import load_model
 
-__all__ = ["sample_jets", "time_generation"]
+__all__ = ["sample_jets", "sample_showers", "time_generation"]
 
 
 def time_generation(model, n: int, batch_size: int, seed: int = 0, progress: bool = False) -> tuple[JetSet, float]:
@@ -40,7 +40,9 @@ def sample_jets(checkpoint: str | Path, n: int, out: str | Path, batch_size: int
     The file records the model, its config, the checkpoint's md5, the seed, the generation time
     per jet [s] and the hardware it was measured on.
     """
-    model, payload = load_model(checkpoint, device)
+    from .api import load_generator
+
+    model, payload = load_generator(checkpoint, device, kind="jets")
     hw = machine(device)  # the load average just before the timed run
     jets, per_jet = time_generation(model, n, batch_size, seed, progress)
     attrs = {"model": payload["model"], "model_config": payload["config"], "checkpoint": str(checkpoint),
@@ -70,9 +72,9 @@ def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: 
     """
     from ..geometry import LayeredGrid
     from .showers.pipeline import PipelineSteps, pipeline_attrs
-    from .showers.training import load_shower_model
+    from .api import load_generator
 
-    model, payload = load_shower_model(checkpoint, device)
+    model, payload = load_generator(checkpoint, device, kind="showers")
     grid = model.grid
     steps = replace(steps or PipelineSteps(), project=not isinstance(grid, LayeredGrid) if project is None else project)
     if energies_mev is None:

@@ -16,13 +16,51 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from .._progress import TrainingProgress
 
-__all__ = ["Phase", "Budget", "run_phases", "distributed_context", "ddp"]
+__all__ = ["TrainOptions", "Phase", "Budget", "run_phases", "distributed_context", "ddp"]
+
+
+@dataclass
+class TrainOptions:
+    """How to train any generator (the model's own settings are in its config).
+
+    Attributes:
+        out_dir: where ``last.pt`` (and, for jets, ``best.pt``) are written.
+        device: ``cpu`` or ``cuda`` (``cuda:<local rank>`` under torchrun).
+        seed: seeds weights, noise and batch order: same seed, same weights on CPU.
+        resume: continue from ``out_dir/last.pt`` (which must exist).
+        max_minutes: stop after the unit (epoch, step) that ends past this wall-clock budget,
+            the same unit on every rank (None: no limit).
+        progress: show a rich progress bar.
+        provenance: data provenance stored in the checkpoints.
+        epochs: jets: total epochs (None: the config's; a resumed run continues up to it).
+        checkpoint_every: write ``last.pt`` every this many units (None: 5 epochs, 500 steps).
+        val_every, val_jets: jets: validate W1M on at most ``val_jets`` validation jets every
+            ``val_every`` epochs (0: never); ``best.pt`` is the best so far.
+        teacher: the checkpoint a distilled model learns from (caloclouds2-cm).
+        occupancy_showers: showers used to fit the occupancy calibration (CaloClouds).
+    """
+
+    out_dir: Path
+    device: str = "cpu"
+    seed: int = 0
+    resume: bool = False
+    max_minutes: float | None = None
+    progress: bool = True
+    provenance: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None
+    checkpoint_every: int | None = None
+    val_every: int = 5
+    val_jets: int = 5000
+    teacher: Path | None = None
+    occupancy_showers: int = 300
 
 
 @dataclass

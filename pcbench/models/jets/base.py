@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from torch import nn
 from ...data import JetSet
 from ..._arrays import wrap_phi
 from ...metrics.jet_observables import jet_kinematics
+from ..generator import Generator, load_state
 
 __all__ = ["JetStats", "JetGenerator", "equal_multiplicity_batches"]
 
@@ -88,17 +89,16 @@ def equal_multiplicity_batches(multiplicity: np.ndarray, batch_size: int, rng: n
     return batches[rank:usable:world]
 
 
-class JetGenerator(nn.Module):
+class JetGenerator(Generator):
     """Base class: a generator of (B, n, 3) normalised particle clouds at fixed multiplicity n.
 
-    Subclasses define ``name``, build their networks from ``config`` in ``__init__``, and
-    implement :meth:`training_step` and :meth:`generate`.  Everything else (data, batching,
-    post-processing, checkpoints, sampling with timing) is shared.
+    Subclasses define ``name`` and ``configs``, build their networks from ``config`` in
+    ``__init__``, and implement :meth:`training_step` and :meth:`generate`.  Everything else
+    (data, batching, the epochs phase, post-processing, checkpoints, sampling with timing) is
+    shared.
     """
 
-    name: ClassVar[str] = "base"
-    #: configs by name; "full" follows the paper, "small" trains on 2 CPU cores in minutes
-    configs: ClassVar[dict[str, dict[str, Any]]] = {}
+    kind = "jets"
 
     def __init__(self, config: dict[str, Any], stats: JetStats):
         super().__init__()
@@ -110,6 +110,12 @@ class JetGenerator(nn.Module):
         """A fresh model; ``jets`` (the training jets, None when restoring a checkpoint) for models
         that keep something of them (the baseline's particle pool, EPiC-FM's conditions)."""
         return cls(config, stats)
+
+    @classmethod
+    def restore(cls, payload: dict[str, Any]) -> JetGenerator:
+        model = cls.build(payload["config"], JetStats.from_dict(payload["stats"]))
+        load_state(model, payload["state_dict"])
+        return model
 
     # -- to implement --------------------------------------------------------------------
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -132,10 +138,6 @@ class JetGenerator(nn.Module):
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        return next(iter(self.parameters()), next(iter(self.buffers()), torch.empty(0))).device
-
     def sample_multiplicities(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.choice(len(self.stats.multiplicities), size=n, p=self.stats.multiplicities)
 

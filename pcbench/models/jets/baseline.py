@@ -23,6 +23,7 @@ class IndependentParticles(JetGenerator):
     """Baseline with nothing to train; keeps up to ``max_particles`` training particles."""
 
     name = "independent"
+    fitted = True
     configs: ClassVar[dict[str, dict[str, Any]]] = {"full": {"max_particles": 500_000, "epochs": 0},
                                                     "small": {"max_particles": 100_000, "epochs": 0}}
 

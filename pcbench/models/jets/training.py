@@ -8,7 +8,6 @@ K-th, gradients are averaged, and rank 0 validates and writes the checkpoints.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,42 +20,9 @@ from ...metrics.jet_observables import jet_kinematics
 from ...metrics.wasserstein import w1
 from ..checkpoints import load_checkpoint_file, resume_path, save_checkpoint
 from .base import JetGenerator, JetStats, equal_multiplicity_batches
-from ...errors import CheckpointError
-from ..registry import MODELS, build_model
-from ..trainer import Budget, Phase, ddp, distributed_context, run_phases
+from ..trainer import Budget, Phase, TrainOptions, ddp, distributed_context, run_phases
 
-__all__ = ["TrainOptions", "train", "load_model", "distributed_context"]  # distributed_context: from trainer
-
-
-@dataclass
-class TrainOptions:
-    """How to train (the model's own settings are in its config).
-
-    Attributes:
-        epochs: total epochs (a resumed run continues up to this number).
-        out_dir: where ``last.pt`` and ``best.pt`` are written.
-        device: ``cpu`` or ``cuda`` (``cuda:<local rank>`` under torchrun).
-        seed: seeds weights, noise and batch order: same seed, same weights on CPU.
-        val_every: validate (W1M on the validation jets) every this many epochs; 0 never.
-        val_jets: at most this many validation jets.
-        checkpoint_every: write ``last.pt`` every this many epochs (and at the end).
-        resume: continue from ``out_dir/last.pt``.
-        max_minutes: stop after the first epoch that ends past this wall-clock budget (None: no limit).
-        progress: show a rich progress bar.
-        provenance: data provenance stored in the checkpoints.
-    """
-
-    epochs: int
-    out_dir: Path
-    device: str = "cpu"
-    seed: int = 0
-    val_every: int = 5
-    val_jets: int = 5000
-    checkpoint_every: int = 5
-    resume: bool = False
-    max_minutes: float | None = None
-    progress: bool = True
-    provenance: dict[str, Any] = field(default_factory=dict)
+__all__ = ["train_jets"]
 
 
 def _validate(model: JetGenerator, valid: JetSet, n: int, seed: int) -> float:
@@ -66,22 +32,23 @@ def _validate(model: JetGenerator, valid: JetSet, n: int, seed: int) -> float:
     return w1(jet_kinematics(real.particles, real.mask)["mass"], jet_kinematics(gen.particles, gen.mask)["mass"])
 
 
-def _payload(model: JetGenerator, name: str, optimizers, epoch: int, history: list, best: dict,
+def _payload(model: JetGenerator, optimizers, epoch: int, history: list, best: dict, planned: int,
              opts: TrainOptions, world: int) -> dict[str, Any]:
-    return {"model": name, "config": model.config, "stats": model.stats.to_dict(), "state_dict": model.state_dict(),
+    return {"model": model.name, "fitted": model.fitted, "config": model.config, "stats": model.stats.to_dict(), "state_dict": model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in optimizers.items()}, "epoch": epoch, "history": history,
-            "best": best, "planned_epochs": opts.epochs, "seed": opts.seed, "world_size": world, "torch_rng": torch.get_rng_state(),
+            "best": best, "planned_epochs": planned, "seed": opts.seed, "world_size": world, "torch_rng": torch.get_rng_state(),
             "provenance": {**opts.provenance, "pcbench_version": __version__, "torch": torch.__version__}}
 
 
-def train(name: str, config: dict[str, Any], train_jets: JetSet, opts: TrainOptions,
-          valid_jets: JetSet | None = None) -> Path:
-    """Train model ``name``; returns the path of the best checkpoint (``last.pt`` without validation).
-    Its epochs are one phase of the one training loop (``trainer.py``)."""
+def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetSet, opts: TrainOptions,
+               valid_jets: JetSet | None = None) -> Path:
+    """Train jet generator ``cls``; returns the path of the best checkpoint (``last.pt`` without
+    validation).  Its epochs are one phase of the one training loop (``trainer.py``)."""
     rank, world, device = distributed_context(opts.device)
     torch.manual_seed(opts.seed)
     out = Path(opts.out_dir)
-    model = build_model(name, config, train_jets).to(device)
+    planned = int(opts.epochs if opts.epochs is not None else config["epochs"])
+    model = cls.build(config, JetStats.fit(train_jets), train_jets).to(device)
     optimizers = model.make_optimizers()
     run = {"epoch": 0, "history": [], "best": {"epoch": None, "w1m": float("inf")}}
     last = resume_path(out, opts.resume)
@@ -101,8 +68,8 @@ def train(name: str, config: dict[str, Any], train_jets: JetSet, opts: TrainOpti
 
     def save(path: Path = out / "last.pt") -> None:
         if rank == 0:
-            save_checkpoint(path, _payload(model, name, optimizers, run["epoch"], run["history"], run["best"], opts,
-                                           world))
+            save_checkpoint(path, _payload(model, optimizers, run["epoch"], run["history"], run["best"], planned,
+                                           opts, world))
 
     def epoch() -> str:
         t0 = time.perf_counter()
@@ -125,23 +92,10 @@ def train(name: str, config: dict[str, Any], train_jets: JetSet, opts: TrainOpti
             save(out / "best.pt")
         return " ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds"))
 
-    phase = Phase("epochs", opts.epochs, "", lambda: run["epoch"], epoch, opts.checkpoint_every)
+    phase = Phase("epochs", planned, "", lambda: run["epoch"], epoch,
+                  5 if opts.checkpoint_every is None else opts.checkpoint_every)
     start = run["epoch"]
-    run_phases(name, [phase], budget, save, opts.progress and rank == 0)
+    run_phases(model.name, [phase], budget, save, opts.progress and rank == 0)
     if run["epoch"] > start or not (out / "last.pt").exists():
         save()
     return out / ("best.pt" if (out / "best.pt").exists() else "last.pt")
-
-
-def load_model(path: str | Path, device: str = "cpu") -> tuple[JetGenerator, dict[str, Any]]:
-    """A generator restored from a checkpoint, in eval mode, and the checkpoint's payload."""
-    payload = load_checkpoint_file(path, device)
-    if payload["model"] not in MODELS:
-        raise CheckpointError(f"{path}: a checkpoint of {payload['model']!r}, not of a jet model ({', '.join(MODELS)})")
-    model = build_model(payload["model"], payload["config"], stats=JetStats.from_dict(payload["stats"]))
-    if payload["model"] == "independent":  # its particle pool is a buffer of a size known only now
-        model.pool = torch.empty_like(payload["state_dict"]["pool"])
-    if "train_conditions" in payload["state_dict"]:
-        model.train_conditions = torch.empty_like(payload["state_dict"]["train_conditions"])
-    model.load_state_dict(payload["state_dict"])
-    return model.to(device).eval(), payload

@@ -15,17 +15,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ...data.containers import ShowerPointSet, VoxelShowerSet
-from ...geometry import Geometry, get_geometry
+from ..trainer import TrainOptions
+from .base import ShowerGenerator
 from .pipeline import PipelineSteps, project_showers
 
 __all__ = ["IndependentShowerPoints"]
 
 
-class IndependentShowerPoints(nn.Module):
+class IndependentShowerPoints(ShowerGenerator):
+    """Fitted when built (no training phase)."""
+
     name = "shower-baseline"
+    fitted = True
     configs: dict[str, dict[str, Any]] = {"small": {"n_bins": 10, "pool_per_bin": 200_000, "grid": "ild-ecal"},
                                           "full": {"n_bins": 20, "pool_per_bin": 2_000_000, "grid": "ild-ecal"}}
 
@@ -58,9 +61,14 @@ class IndependentShowerPoints(nn.Module):
         self.pool = torch.as_tensor(np.concatenate(pools), dtype=torch.float32)
         self.pool_bin = torch.as_tensor(np.concatenate(pool_bins).astype(np.int64))
 
-    @property
-    def grid(self) -> Geometry:
-        return get_geometry(self.config["grid"])
+    @classmethod
+    def build(cls, config: dict[str, Any], data: ShowerPointSet, opts: TrainOptions,
+              teacher: ShowerGenerator | None = None, log_point_energy: bool = False) -> IndependentShowerPoints:
+        return cls(config, data, opts.seed)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> IndependentShowerPoints:
+        return cls(payload["config"])
 
     def sample(self, e_inc_mev: np.ndarray, seed: int = 0, batch_size: int = 64,
                steps: PipelineSteps = PipelineSteps(), progress: Callable[[int], None] | None = None

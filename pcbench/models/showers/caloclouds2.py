@@ -25,18 +25,22 @@ import torch
 from torch import nn
 
 from ...data.containers import ShowerPointSet, VoxelShowerSet
-from ...geometry import Geometry, LayerStack, get_geometry, layer_stack
+from ...geometry import LayerStack, get_geometry, layer_stack, project
+from ..trainer import Phase, TrainOptions
+from .base import ShowerGenerator, ShowerRun
 from .edm import Denoiser, edm_loss, karras_sigmas, sample_heun
-from .pointwise import PointWiseNet
 from .flow import ShowerFlow, ShowerStats, by_rows
+from .phases import flow_phase, point_phase
 from .pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
-                              calibrate_layer_energy, project_showers)
+                       calibrate_layer_energy, project_showers)
+from .pointwise import PointWiseNet
 
 __all__ = ["CaloClouds2"]
 
 
-class CaloClouds2(nn.Module):
-    """The generator; ``configs`` are the full (published) and small (CPU, minutes) settings."""
+class CaloClouds2(ShowerGenerator):
+    """The generator; ``configs`` are the full (published) and small (CPU, minutes) settings.
+    Training: ShowerFlow epochs, then the point model's EDM steps, then the occupancy fit."""
 
     name = "caloclouds2"
     configs: dict[str, dict[str, Any]] = {
@@ -63,10 +67,24 @@ class CaloClouds2(nn.Module):
         self.ema = copy.deepcopy(self.denoiser).requires_grad_(False)
         self.occupancy: OccupancyCalibration | None = None
 
-    @property
-    def grid(self) -> Geometry:
-        """The geometry the model generates for (its cells, for the occupancy and projection)."""
-        return get_geometry(self.config["grid"])
+    @classmethod
+    def build(cls, config: dict[str, Any], data: ShowerPointSet, opts: TrainOptions,
+              teacher: ShowerGenerator | None = None, log_point_energy: bool = False) -> CaloClouds2:
+        stats = ShowerStats.fit(data.points, data.mask, layer_stack(get_geometry(config["grid"])),
+                                data.incident_energy, log_point_energy=log_point_energy)
+        return cls(config, stats)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> CaloClouds2:
+        model = cls(payload["config"], ShowerStats.from_dict(payload["stats"]))
+        if payload.get("occupancy") is not None:
+            model.occupancy = OccupancyCalibration(*map(tuple, payload["occupancy"]))
+        return model
+
+    def payload(self) -> dict[str, Any]:
+        occupancy = None if self.occupancy is None else [list(self.occupancy.real_points_to_hits),
+                                                         list(self.occupancy.gen_hits_to_points)]
+        return {**super().payload(), "stats": self.stats.to_dict(), "occupancy": occupancy}
 
     @property
     def layers(self) -> LayerStack:
@@ -102,6 +120,48 @@ class CaloClouds2(nn.Module):
         decay = self.config["ema_decay"]
         for p_ema, p in zip(self.ema.parameters(), self.denoiser.parameters()):
             p_ema.mul_(decay).add_(p.detach(), alpha=1 - decay)
+
+    def initial_state(self) -> dict[str, Any]:
+        return {"flow_epoch": 0, "step": 0, "cm_step": 0, "history": []}
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"flow": torch.optim.Adam(self.flow.parameters(), lr=self.config["flow_lr"]),
+                "net": torch.optim.RAdam(self.denoiser.parameters(), lr=self.config["lr"])}
+
+    def phases(self, run: ShowerRun) -> list[Phase]:
+        return [flow_phase(self, run), point_phase(self, run, "diffusion", "step", self.config["diffusion_steps"], 2,
+                                                   self.diffusion_loss)]
+
+    def trained_parts(self) -> list[tuple[nn.Module, str]]:
+        """ShowerFlow's flow, the point network, and CaloClouds' encoder and latent flow."""
+        parts = [(self.flow, "flow"), (self.denoiser, "net")]
+        return parts + [(self.denoiser, k) for k in ("encoder", "latent_flow") if hasattr(self.denoiser, k)]
+
+    def finish(self, run: ShowerRun) -> None:
+        if self.occupancy is None:
+            self.occupancy = self.fit_occupancy(run.data, run.opts.occupancy_showers, run.opts.seed)
+
+    def untrained(self, state: dict[str, Any]) -> list[str]:
+        c, out = self.config, []
+        if state["flow_epoch"] < c["flow_epochs"]:
+            out.append(f"ShowerFlow ({state['flow_epoch']} of {c['flow_epochs']} epochs)")
+        if state["step"] < c["diffusion_steps"]:
+            out.append(f"point model ({state['step']} of {c['diffusion_steps']} steps)")
+        if self.occupancy is None:
+            out.append("occupancy calibration (not fitted)")
+        return out
+
+    def fit_occupancy(self, data: ShowerPointSet, n: int, seed: int) -> OccupancyCalibration:
+        """Cubic fits of cell hits vs points on ``n`` real showers, and of points vs hits on showers
+        generated without the occupancy calibration (the geometry's readout threshold)."""
+        g, threshold = self.grid, self.layers.threshold
+        rows = np.random.default_rng(seed).choice(len(data), min(n, len(data)), replace=False)
+        real = data.subset(np.sort(rows))
+        real_hits = project(real.points, g, real.mask, threshold=threshold, output="sparse").hits.counts
+        gen = self.sample(real.incident_energy, seed=seed + 1, steps=PipelineSteps(occupancy=False))
+        gen_hits = project(gen.points, g, gen.mask, threshold=threshold, output="sparse").hits.counts
+        return OccupancyCalibration(OccupancyCalibration.fit_cubic(real.mask.sum(1), real_hits),
+                                    OccupancyCalibration.fit_cubic(gen_hits, gen.mask.sum(1)))
 
     # --- sampling ------------------------------------------------------------------------------
     def generate_points(self, context: torch.Tensor, n_max: int, generator: torch.Generator,

@@ -10,8 +10,12 @@ from typing import Any
 
 import torch
 
+from ...data.containers import ShowerPointSet
+from ..trainer import Phase, TrainOptions
+from .base import ShowerGenerator, ShowerRun
 from .caloclouds2 import CaloClouds2
 from .edm import consistency_loss
+from .phases import point_phase
 
 __all__ = ["CaloClouds2CM"]
 
@@ -21,6 +25,7 @@ class CaloClouds2CM(CaloClouds2):
 
     name = "caloclouds2-cm"
     consistency = True
+    teacher_of = "caloclouds2"
     configs: dict[str, dict[str, Any]] = {
         "full": {**CaloClouds2.configs["full"], "cm_steps": 200_000, "lr": 4e-5, "ema_decay": 0.9999},
         "small": {**CaloClouds2.configs["small"], "cm_steps": 1500, "lr": 2e-4, "ema_decay": 0.99},
@@ -36,6 +41,25 @@ class CaloClouds2CM(CaloClouds2):
         student.ema.net.load_state_dict(teacher.ema.net.state_dict())
         student.occupancy = teacher.occupancy
         return student
+
+    @classmethod
+    def build(cls, config: dict[str, Any], data: ShowerPointSet, opts: TrainOptions,
+              teacher: ShowerGenerator | None = None, log_point_energy: bool = False) -> CaloClouds2CM:
+        return cls.from_teacher(teacher, config)
+
+    def phases(self, run: ShowerRun) -> list[Phase]:
+        def loss(x, mask, context, generator):
+            return self.distillation_loss(run.teacher, x, mask, context, generator)
+
+        return [point_phase(self, run, "distillation", "cm_step", self.config["cm_steps"], 3, loss)]
+
+    def finish(self, run: ShowerRun) -> None:
+        """Nothing: ShowerFlow and the calibrations are the teacher's."""
+
+    def untrained(self, state: dict[str, Any]) -> list[str]:
+        if state["cm_step"] < self.config["cm_steps"]:
+            return [f"consistency distillation ({state['cm_step']} of {self.config['cm_steps']} steps)"]
+        return []
 
     def distillation_loss(self, teacher: CaloClouds2, x: torch.Tensor, mask: torch.Tensor, context: torch.Tensor,
                           generator: torch.Generator | None = None) -> torch.Tensor:
