@@ -123,6 +123,25 @@ def test_mmd_unbiased_matches_the_formula():
     assert kernel.mmd_poly_unbiased(x, y) == pytest.approx(expect, rel=1e-12)
 
 
+def test_weighted_and_tiled_forms_equal_the_repeated_rows():
+    """KPD and FPD work on the distinct rows of a draw with replacement, weighted by their counts,
+    in tiles of kernel.BLOCK rows: the values of the plain formulas on the repeated rows."""
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(700, 5)), rng.normal(size=(650, 5)) + 0.1  # more rows than one 512-row tile
+    ra, rb = rng.choice(700, 1300), rng.choice(650, 900)
+    a, b = x[ra], y[rb]
+    k = lambda p, q: (p @ q.T / 5 + 1) ** 4  # noqa: E731
+    kaa, kbb = k(a, a), k(b, b)
+    plain = ((kaa.sum() - np.trace(kaa)) / (1300 * 1299) + (kbb.sum() - np.trace(kbb)) / (900 * 899)
+             - 2 * k(a, b).mean())
+    (ua, wa), (ub, wb) = kernel._distinct(x, ra), kernel._distinct(y, rb)
+    assert wa.sum() == 1300 and len(ua) < 700 and len(ua) == len(np.unique(ra))
+    assert kernel.mmd_poly_unbiased(ua, ub, wx=wa, wy=wb) == pytest.approx(plain, rel=1e-9)
+    assert kernel.mmd_poly_unbiased(a, b) == pytest.approx(plain, rel=1e-9)
+    mean, cov = frechet._mean_cov(x, ra)
+    assert np.allclose(mean, a.mean(0), rtol=0, atol=1e-13) and np.allclose(cov, np.cov(a, rowvar=False), atol=1e-13)
+
+
 def test_classifier_auc_half_for_same_one_for_different():
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(1500, 3)), rng.normal(size=(1500, 3))

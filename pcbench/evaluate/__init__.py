@@ -81,14 +81,9 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     if type(gen) is not type(ref):
         raise IncompatibleError(f"{samples} holds {report.kind}, but the reference {reference} holds "
                                 f"{ref.kind}: evaluate against a reference of the same kind")
-    truth_set, truth_info = None, {}
-    split = truth_split(reference, truth)
-    if split is not None:
-        truth_set, truth_info = load_reference(split[0], cache, split[1])
-    elif truth_file is not None:
-        truth_set, truth_info = read(truth_file), _file_info(truth_file)
-        if type(truth_set) is not type(ref):
-            raise IncompatibleError(f"--truth {truth_file} holds {truth_set.kind}, the reference {reference} {ref.kind}")
+    truth_set, truth_info = _truth_sample(reference, truth, truth_file, cache, streamed=False)
+    if truth_file is not None and type(truth_set) is not type(ref):
+        raise IncompatibleError(f"--truth {truth_file} holds {truth_set.kind}, the reference {reference} {ref.kind}")
     jet_type = jet_type or infer_jet_type(ref, gen)
     store = _store(cache, ref_info, truth_info)
     try:
@@ -135,6 +130,21 @@ def _truth_file(truth: str) -> tuple[Path | None, str | None]:
     if not report.ok:
         raise FormatError(f"--truth {path} is not a valid data file: " + "; ".join(str(p) for p in report.problems))
     return path, report.kind
+
+
+def _truth_sample(reference: str, truth: str, truth_file: Path | None, cache: Cache,
+                  streamed: bool) -> tuple[Any, dict[str, Any]]:
+    """The truth row's sample and its provenance: a registered reference's training split
+    (``truth`` auto), the ``--truth`` file, or (None, {}) for the reference's halves; jets in
+    memory, showers (``streamed``) as a ShowerSource read chunk by chunk."""
+    split = truth_split(reference, truth)
+    if split is not None:
+        return reference_source(split[0], cache, split[1])[:2] if streamed else load_reference(split[0], cache, split[1])
+    if truth_file is not None:
+        from ..data.sources import ShowerSource
+
+        return (ShowerSource.of(truth_file) if streamed else read(truth_file)), _file_info(truth_file)
+    return None, {}
 
 
 def _truth_name(info: dict[str, Any]) -> str:
@@ -236,12 +246,7 @@ def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | Non
     attrs = read_attrs(samples)
     gen = ShowerSource.of(samples)
     ref, ref_info, ref_geometry = reference_source(reference, cache)
-    truth_src, truth_info = None, {}
-    split = truth_split(reference, truth)
-    if split is not None:
-        truth_src, truth_info, _ = reference_source(split[0], cache, split[1])
-    elif truth_file is not None:
-        truth_src, truth_info = ShowerSource.of(truth_file), _file_info(truth_file)
+    truth_src, truth_info = _truth_sample(reference, truth, truth_file, cache, streamed=True)
     first = next(ref.chunks(1))[1]
     if (kind == "voxel-showers") != isinstance(first, VoxelShowerSet):
         raise IncompatibleError(f"{samples} holds {kind}, but the reference {reference} holds "
