@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000, help="rows per sample")
     ap.add_argument("--dim", type=int, default=362, help="features")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--only", choices=["FPD", "KPD"], default=None, help="time one of the two")
     ap.add_argument("--jets", action="store_true", help="the jet suite's settings (FPD 20k-50k, KPD 5,000)")
     args = ap.parse_args()
     fpd_kw = {"min_samples": 20_000} if args.jets else {"min_samples": 10_000}
@@ -56,6 +57,8 @@ def main() -> None:
     print(f"{args.n:,} vs {args.n:,} rows, {args.dim} SYNTHETIC features; FPD {fpd_kw}, KPD {kpd_kw}; "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     for name, ours, theirs, kw in (("FPD", fpd, ref.fpd, fpd_kw), ("KPD", kpd, ref.kpd, kpd_kw)):
+        if args.only not in (None, name):
+            continue
         t_ours, t_theirs = [], []
         for _ in range(args.repeat):
             t, v_theirs = timed(theirs, real, gen, **kw)
