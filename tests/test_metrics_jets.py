@@ -99,6 +99,13 @@ def test_frechet_distance_analytic():
     s1, s2 = np.cov(rng.normal(size=(500, 6)), rowvar=False), np.cov(rng.normal(size=(500, 6)) * 2, rowvar=False)
     ref = np.trace(s1) + np.trace(s2) - 2 * np.trace(linalg.sqrtm(s1 @ s2).real)
     assert frechet.frechet_distance(np.zeros(6), s1, np.zeros(6), s2) == pytest.approx(ref, rel=1e-9)
+    # a constant feature (singular S1: no Cholesky factor) takes the symmetric-square-root branch
+    z = rng.normal(size=(500, 6))
+    z[:, 2] = 0.3
+    s3 = np.cov(z, rowvar=False)
+    ref = np.trace(s3) + np.trace(s2) - 2 * np.trace(linalg.sqrtm(s3 @ s2).real)
+    assert frechet.frechet_distance(np.zeros(6), s3, np.zeros(6), s2) == pytest.approx(ref, rel=1e-9)
+    assert frechet.frechet_distance(np.zeros(6), s2, np.zeros(6), s3) == pytest.approx(ref, rel=1e-9)  # S2 singular
 
 
 def test_fpd_and_kpd_see_a_shift_and_not_a_resample():
@@ -138,7 +145,7 @@ def test_weighted_and_tiled_forms_equal_the_repeated_rows():
     assert wa.sum() == 1300 and len(ua) < 700 and len(ua) == len(np.unique(ra))
     assert kernel.mmd_poly_unbiased(ua, ub, wx=wa, wy=wb) == pytest.approx(plain, rel=1e-9)
     assert kernel.mmd_poly_unbiased(a, b) == pytest.approx(plain, rel=1e-9)
-    mean, cov = frechet._mean_cov(x, ra)
+    mean, cov = frechet._mean_cov(x - x.mean(0), ra, x.mean(0))
     assert np.allclose(mean, a.mean(0), rtol=0, atol=1e-13) and np.allclose(cov, np.cov(a, rowvar=False), atol=1e-13)
 
 

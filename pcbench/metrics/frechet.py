@@ -13,20 +13,41 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     """d^2 = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two multivariate Gaussians.
 
     Tr((S1 S2)^(1/2)) is the sum of the square roots of the eigenvalues of S1 S2 (real and
-    non-negative for covariance matrices), which are those of the symmetric R S2 R, R = S1^(1/2)
-    (S1 S2 = R (R S2 R) R^-1): two symmetric eigen-decompositions, about 2x faster than the
-    general one of S1 S2 at 362 features, and free of complex round-off.  This equals the trace
-    of scipy's ``sqrtm`` used by the reference (pytorch-fid / jetnet) to rounding.
+    non-negative for covariance matrices), whose non-zero ones are those of the symmetric
+    B^T S2 B for any S1 = B B^T: B = L, the Cholesky factor, or, where S1 is singular (a constant
+    feature), its eigenvectors of non-zero eigenvalue times their square roots (the null space
+    dropped, so that no rounding-level eigenvalue enters a square root; a singular S2 is factored
+    in its place).  This equals the trace of scipy's ``sqrtm`` used by the reference (pytorch-fid,
+    jetnet) to rounding, is free of complex round-off, and at 362 features takes a fifth of the
+    time of the general eigenvalues of S1 S2.
     """
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
     diff = mu1 - mu2
-    w, u = linalg.eigh(sigma1)
-    root = (u * np.sqrt(np.clip(w, 0, None))) @ u.T
-    inner = root @ sigma2 @ root
-    eig = linalg.eigvalsh((inner + inner.T) / 2)
+    (left, full), middle = _factor(sigma1), sigma2
+    if full:
+        other, full = _factor(sigma2)
+        if not full:  # a singular S2 is factored instead: Tr (S1 S2)^(1/2) = Tr (S2 S1)^(1/2)
+            left, middle = other, sigma1
+    inner = left.T @ middle @ left
+    eig = linalg.eigvalsh((inner + inner.T) / 2, check_finite=False)
     tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def _factor(sigma: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(B, full rank) with sigma = B B^T: the Cholesky factor where sigma is well within full rank,
+    else its eigenvectors of eigenvalue above D eps max(diag) times their square roots."""
+    tol = len(sigma) * np.finfo(np.float64).eps * max(float(np.max(np.diag(sigma), initial=0.0)), 1e-300)
+    try:
+        chol = linalg.cholesky(sigma, lower=True, check_finite=False)
+        if np.min(np.diag(chol)) ** 2 > tol:
+            return chol, True
+    except linalg.LinAlgError:
+        pass
+    w, u = linalg.eigh(sigma, check_finite=False)
+    keep = w > tol
+    return u[:, keep] * np.sqrt(w[keep]), bool(keep.all())
 
 
 def normalise_by_real_max(real: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -36,17 +57,20 @@ def normalise_by_real_max(real: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray
     return real / maxes, gen / maxes
 
 
-def _mean_cov(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance (ddof 1) of x[rows], from the distinct rows drawn weighted by their
-    counts (equal to ``np.cov(x[rows])`` to rounding, and cheaper: a draw of n rows from N
-    holds N (1 - exp(-n / N)) distinct ones)."""
-    counts = np.bincount(rows, minlength=len(x))
+def _mean_cov(xc: np.ndarray, rows: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (ddof 1) of x[rows], given xc = x - centre (float64; centre: the whole
+    sample's mean), from the distinct rows drawn weighted by their counts: equal to
+    ``np.cov(x[rows])`` to rounding, and cheaper (a draw of n rows from N holds
+    N (1 - exp(-n / N)) distinct ones; the data are centred once, not per draw, and the draw's
+    own mean offset mu, of order std / sqrt(n), is taken out as n mu mu^T)."""
+    n = len(rows)
+    counts = np.bincount(rows, minlength=len(xc))
     keep = np.flatnonzero(counts)
     w = counts[keep].astype(np.float64)
-    a = x[keep]
-    mean = w @ a / len(rows)
-    s = (a - mean) * np.sqrt(w)[:, None]
-    return mean, s.T @ s / (len(rows) - 1)
+    a = xc[keep]  # a copy (fancy indexing): weighted in place
+    mu = w @ a / n
+    a *= np.sqrt(w)[:, None]
+    return mu + centre, (a.T @ a - n * np.outer(mu, mu)) / (n - 1)
 
 
 def fpd(real: np.ndarray, gen: np.ndarray, min_samples: int = 20_000, max_samples: int = 50_000,
@@ -68,6 +92,7 @@ def fpd(real: np.ndarray, gen: np.ndarray, min_samples: int = 20_000, max_sample
         (FPD, error), in the units of the (normalised) features squared.
     """
     x, y = normalise_by_real_max(real, gen) if normalise else (real, gen)
+    (xc, cx), (yc, cy) = ((np.asarray(v, np.float64) - v.mean(0), v.mean(0)) for v in (x, y))
     sizes = (1 / np.linspace(1.0 / min_samples, 1.0 / max_samples, num_points)).astype("int32")
     rng = np.random.default_rng(seed)
     means = []
@@ -76,7 +101,7 @@ def fpd(real: np.ndarray, gen: np.ndarray, min_samples: int = 20_000, max_sample
         for _ in range(num_batches):
             rows_a = rng.choice(len(x), size=n)
             rows_b = rng.choice(len(y), size=n)
-            vals.append(frechet_distance(*_mean_cov(x, rows_a), *_mean_cov(y, rows_b)))
+            vals.append(frechet_distance(*_mean_cov(xc, rows_a, cx), *_mean_cov(yc, rows_b, cy)))
         means.append(np.mean(vals))
     params, cov = curve_fit(lambda t, c, s: c + s * t, 1 / sizes, means, bounds=([0, 0], [np.inf, np.inf]))
     return float(params[0]), float(np.sqrt(np.diag(cov)[0]))
