@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -171,3 +172,18 @@ def test_the_truth_store_serves_exact_values_and_recomputes_a_damaged_entry(tmp_
     assert store.get_or_compute({"seed": 42}, compute)[0] == first[0] or np.isnan(first[0]["fpnd"][1])
     assert len(calls) == 3 and json.loads(path.read_text())["values"]["fpd"] == [0.1 + 0.2, 1 / 3]
     assert TruthStore(None).get_or_compute({"seed": 42}, compute) and len(calls) == 4  # no folder: computed
+
+
+def test_a_change_of_the_metric_code_is_a_new_truth_entry(tmp_path, monkeypatch):
+    """The key holds the md5 of the metric and suite sources: an entry written by other arithmetic
+    (even at rounding level) is never served."""
+    import pcbench.evaluate.truth_cache as tc
+
+    metrics = Path(tc.__file__).resolve().parents[1] / "metrics"
+    assert len(tc.code_identity()) == 32 and sorted(metrics.glob("*.py"))  # the sources it reads
+    calls = []
+    store = tc.TruthStore(tmp_path, {"reference": "b" * 32})
+    store.get_or_compute({"seed": 1}, lambda: calls.append(1) or ({"kpd": (1.0, 0.1)}, {}))
+    monkeypatch.setattr(tc, "_CODE_IDENTITY", "0" * 32)  # as if a metric's source had changed
+    store.get_or_compute({"seed": 1}, lambda: calls.append(1) or ({"kpd": (1.0000001, 0.1)}, {}))
+    assert len(calls) == 2 and len(list(tmp_path.glob("*.json"))) == 2

@@ -6,15 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..data import Cache, default_registry
+from ..data import Cache
 from ..data.containers import JET_TYPES
-from ..data.simulate import JetSimConfig, simulate_jets
-from ..data.simulate.showers import LABEL, SHOWER_TARGETS, simulate_showers
+from ..data.simulate import JET_TARGETS, SHOWER_TARGETS, simulate as simulate_target
 from .._outputs import folder_problem
 from . import cli, console
 from .data import writable_cache_option
-
-JET_TARGETS = {"jetnet30": 30, "jetnet150": 150}
 
 
 def _writable_output(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
@@ -49,23 +46,5 @@ def simulate(target: str, jet_type: str, file_key: str | None, n: int | None, se
              output: Path | None, resume: bool, chunk_size: int | None, cache_dir: Path | None) -> None:
     """Make offline data: jets with Pythia 8 + FastJet (docs/simulation-jets.md), or PARAMETERISED
     calorimeter showers (docs/simulation-showers.md)."""
-    if target in JET_TARGETS:
-        n = n or 20000
-        seed = 1 if seed is None else seed
-        if output is None:
-            entry = default_registry().get(f"{target}-sim")
-            output = Cache(cache_dir).path(entry, entry.file(jet_type))
-        config = JetSimConfig(jet_type=jet_type, num_particles=JET_TARGETS[target])
-        path = simulate_jets(n, config, output, seed=seed, workers=workers, resume=resume, chunk_size=chunk_size or 250)
-        console.print(f"[green]wrote[/] {path}: {n} {jet_type} jets, {config.num_particles} particles each "
-                      f"(Pythia 8 + FastJet, seed {seed})", highlight=False)
-        return
-    n = n or 2000
-    entry = default_registry().get(f"{target}-param")
-    keys = [f.key for f in entry.files]
-    file_key = file_key or keys[0]
-    member = entry.file(file_key)
-    seed = 1 + keys.index(file_key) if seed is None else seed
-    output = output or Cache(cache_dir).path(entry, member)
-    path = simulate_showers(target, n, output, seed=seed, workers=workers, resume=resume, chunk_size=chunk_size or 100)
-    console.print(f"[green]wrote[/] {path}: {n} {target} showers, seed {seed}: {LABEL}", highlight=False)
+    done = simulate_target(target, n, seed, jet_type, file_key, output, Cache(cache_dir), workers, resume, chunk_size)
+    console.print(f"[green]wrote[/] {done.path}: {done.n} {done.what}, seed {done.seed}", highlight=False)

@@ -3,8 +3,10 @@
 The truth row of a table (a disjoint real sample against the reference) is the same for every
 model evaluated against that reference with the same settings, so ten models need not recompute
 it.  A stored truth row is keyed by everything that determines its values: the checksums of the
-reference and of the truth sample, the rows used, the suite's version and settings, and pcbench's
-version; any change is a new key.  Entries are JSON files under ``<cache>/truth-rows/``, written
+reference and of the truth sample, the rows used, the suite's version and settings, pcbench's
+version, and the checksum of the code that computes the values (``code_identity``: the metric
+functions and the suites), so that a change of arithmetic, even one at rounding level, is never
+answered from an entry the old code wrote; any change is a new key.  Entries are JSON files under ``<cache>/truth-rows/``, written
 atomically (a killed run leaves no partial entry); an unreadable entry is recomputed.
 """
 
@@ -23,7 +25,21 @@ from .. import __version__
 from .._io import atomic_write_text
 from .result import _finite_or_null
 
-__all__ = ["TruthStore"]
+__all__ = ["TruthStore", "code_identity"]
+
+_CODE_IDENTITY: str | None = None
+
+
+def code_identity() -> str:
+    """md5 of the source of ``pcbench/metrics`` and of the suites (``pcbench/evaluate/*.py``)."""
+    global _CODE_IDENTITY
+    if _CODE_IDENTITY is None:
+        root = Path(__file__).resolve().parents[1]
+        digest = hashlib.md5(usedforsecurity=False)
+        for path in sorted([*(root / "metrics").glob("*.py"), *(root / "evaluate").glob("*.py")]):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        _CODE_IDENTITY = digest.hexdigest()
+    return _CODE_IDENTITY
 
 Values = dict[str, tuple[float, float]]
 
@@ -45,7 +61,8 @@ class TruthStore:
     hits: int = 0
 
     def key(self, settings: dict[str, Any]) -> str:
-        text = json.dumps({"identity": self.identity, "settings": settings, "pcbench": __version__},
+        text = json.dumps({"identity": self.identity, "settings": settings, "pcbench": __version__,
+                           "code": code_identity()},
                           sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -65,7 +82,7 @@ class TruthStore:
         values, details = compute()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            entry = {"identity": self.identity, "settings": settings, "pcbench": __version__,
+            entry = {"identity": self.identity, "settings": settings, "pcbench": __version__, "code": code_identity(),
                      "values": {k: [_finite(float(v)), _finite(float(e))] for k, (v, e) in values.items()},
                      "details": _finite_or_null(details)}
             atomic_write_text(path, json.dumps(entry, indent=1, sort_keys=True, default=str, allow_nan=False) + "\n")

@@ -29,13 +29,14 @@ from typing import Any
 
 import yaml
 
+from ..data.simulate.targets import JET_TARGETS, SHOWER_TARGETS
 from ..errors import ConfigError
 
 __all__ = ["DataConfig", "TrainConfig", "SampleConfig", "EvaluateConfig", "ModelEntry", "ToleranceConfig",
            "LeaderboardConfig", "load_config", "parse_config", "SIMULATED"]
 
 #: ``data.simulate`` values: the offline data of each kind
-SIMULATED = {"jetnet30": "jets", "jetnet150": "jets", "ild-photons": "showers", "calochallenge-2": "showers"}
+SIMULATED = {**{t: "jets" for t in JET_TARGETS}, **{t: "showers" for t in SHOWER_TARGETS}}
 
 
 @dataclass(frozen=True)

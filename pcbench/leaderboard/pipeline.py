@@ -26,7 +26,7 @@ from .._platform import platform_fingerprint
 from ..data import Cache, default_registry, load, read, write
 from ..data.formats import read_attrs
 from ..data.loaders import split_indices
-from ..data.simulate import JetSimConfig, simulate_jets
+from ..data.simulate import JET_TARGETS, JetSimConfig, simulate
 from ..evaluate import EvaluationResult, evaluate
 from .config import DataConfig, LeaderboardConfig, ModelEntry, load_config, parse_config
 from .published import published_rows
@@ -62,16 +62,14 @@ def _data(cfg: LeaderboardConfig, work: Path, cache: Cache, progress: bool) -> _
     """The papers' protocol: every model against the whole test split, the truth row a disjoint
     sample (the training split) of the same data against the same test split."""
     d = cfg.data
-    if d.simulate in ("jetnet30", "jetnet150"):
-        sim = JetSimConfig(d.jet_type, num_particles={"jetnet30": 30, "jetnet150": 150}[d.simulate])
+    if d.simulate in JET_TARGETS:
+        sim = JetSimConfig(d.jet_type, num_particles=JET_TARGETS[d.simulate])
         return _split_files(read(_simulated_jets(d, sim, work, cache, progress)), work,
                             f"{d.simulate}-sim:{sim.jet_type} (n={d.n}, seed={d.seed})")
     if d.simulate is not None:
-        from ..data.simulate.showers import simulate_showers
-
         path = work / "data.h5"
         if not _same_simulation(path, d):
-            simulate_showers(d.simulate, int(d.n), path, seed=d.seed, workers=d.workers, progress=progress)
+            simulate(d.simulate, int(d.n), d.seed, output=path, workers=d.workers, progress=progress)
         return _split_files(read(path), work, f"{d.simulate}-param (n={d.n}, seed={d.seed}; PARAMETERISED)")
     if cfg.kind == "jets":
         train_set, valid, test = (load(d.dataset, s, cache) for s in ("train", "valid", "test"))
@@ -114,7 +112,7 @@ def _simulated_jets(d: DataConfig, sim: JetSimConfig, work: Path, cache: Cache, 
     else:
         path = cached
     if not path.exists():
-        simulate_jets(n, sim, path, seed=seed, workers=d.workers, progress=progress)
+        simulate(d.simulate, n, seed, sim.jet_type, output=path, workers=d.workers, progress=progress)
     return path
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.simulate.targets import JET_TARGETS
 from ..errors import PcbenchError
 from ..evaluate.display import column_scale, error_definition, fmt_number, fmt_value
 from ..evaluate.display import header as display_header
@@ -199,7 +200,7 @@ def layout(table: Table) -> Layout:
     rows = table.rows()
     scales = {n: column_scale([_raw(v.get(n), first[n].scale)[0] for _, _, v in rows], first[n].scale) for n in metrics}
     ref = str(table.records[0].provenance.get("reference")) if table.records else table.benchmark
-    ref_is_jetnet = ref.split(":")[0] in ("jetnet30", "jetnet150")
+    ref_is_jetnet = ref.split(":")[0] in JET_TARGETS
     bold = {n: _bold_model(table, n, ref_is_jetnet) for n in metrics}
     header = ["model"] + [display_header(n, scales[n]) for n in metrics]
     cells_rows = []
