@@ -421,3 +421,94 @@ def test_a_budget_that_expires_on_one_rank_first_ends_every_rank_cleanly(ild_tra
     state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)["train_state"]
     assert state["world_size"] == 2 and state["finished"] is False
     assert 0 < state["step"] < 400 and any(u.startswith("point model") for u in state["untrained"])
+
+
+def _toy_shower_class():
+    from pcbench.geometry import layer_stack
+    from pcbench.models.showers.base import ShowerGenerator
+    from pcbench.models.trainer import Phase
+
+    class Toy(ShowerGenerator):
+        """Every shower: 10 points at the training showers' energy-weighted centre (on its nearest
+        layer), carrying
+        exp(log_frac) E_inc in all; one phase of gradient steps fits log_frac to the training
+        showers' mean log visible fraction."""
+
+        name = "toy-shower"
+        configs = {"small": {"steps": 40, "lr": 0.2, "grid": "ild-ecal"},
+                   "full": {"steps": 400, "lr": 0.02, "grid": "ild-ecal"}}
+
+        def __init__(self, config):
+            super().__init__()
+            self.config = dict(config)
+            self.log_frac = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+            self.register_buffer("target", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("centre", torch.zeros(3, dtype=torch.float64))
+
+        @classmethod
+        def build(cls, config, data, opts, teacher=None, log_point_energy=False):
+            model = cls(config)
+            e = data.points[..., 3] * data.mask
+            model.target.fill_(float(np.log(e.sum(1) / data.incident_energy).mean()))
+            model.centre.copy_(torch.as_tensor((data.points[..., :3] * e[..., None]).sum((0, 1)) / e.sum()))
+            return model
+
+        @classmethod
+        def from_payload(cls, payload):
+            return cls(payload["config"])
+
+        def initial_state(self):
+            return {"step": 0, "history": []}
+
+        def make_optimizers(self):
+            return {"fit": torch.optim.SGD([self.log_frac], lr=self.config["lr"])}
+
+        def phases(self, run):
+            opt = run.optimizers["fit"]
+
+            def step():
+                loss = (self.log_frac - self.target) ** 2
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                run.state["step"] += 1
+                return f"loss {loss.item():.3g}"
+
+            return [Phase("fit", self.config["steps"], "steps", lambda: run.state["step"], step)]
+
+        def untrained(self, state):
+            return [] if state["step"] >= self.config["steps"] else [f"fit ({state['step']} steps)"]
+
+        def sample(self, e_inc_mev, seed=0, batch_size=64, steps=PipelineSteps(), progress=None):
+            e = np.asarray(e_inc_mev, np.float64)
+            pts = np.zeros((len(e), 10, 4), np.float32)
+            pts[..., :3] = self.centre.numpy()
+            depths = layer_stack(self.grid).depths  # on the layer nearest the centre (ILD files store layers)
+            pts[..., 1] = depths[np.argmin(np.abs(depths - self.centre[1].item()))]
+            pts[..., 3] = (np.exp(self.log_frac.item()) * e / 10)[:, None]
+            return ShowerPointSet(pts, np.ones((len(e), 10), bool), e.astype(np.float32), {"y_unit": "mm"})
+
+    return Toy
+
+
+def test_a_new_shower_generator_is_one_class_and_one_registry_line(ild_train, tmp_path):
+    from pcbench.models import registry, sample
+
+    toy = _toy_shower_class()
+    registry.register(toy)  # the one registry line
+    try:
+        assert registry.kind_of("toy-shower") == "showers"
+        conf = model_config("toy-shower", "small")
+        path = train("toy-shower", conf, ild_train, TrainOptions(out_dir=tmp_path / "m", progress=False))
+        model, payload = load_generator(path)
+        target = float(model.target)
+        # SGD on (p - t)^2 from 0 with lr 0.2: p_k = t (1 - 0.6^k); 40 steps leave 0.6^40 t
+        assert model.log_frac.item() == pytest.approx(target * (1 - 0.6 ** 40), rel=1e-12)
+        assert payload["train_state"]["finished"] and payload["fitted"] is False
+        e = ild_train.incident_energy[:5].astype(np.float64)
+        done = sample(path, tmp_path / "s.h5", 5, energies_mev=e)
+        got = formats.read(done.path)
+        assert done.kind == "showers" and np.allclose(got.points[..., 3].sum(1), np.exp(model.log_frac.item()) * e,
+                                                      rtol=1e-6)
+    finally:
+        del registry.GENERATORS["toy-shower"], registry.SHOWER_MODELS["toy-shower"]
