@@ -424,13 +424,15 @@ def test_the_demo_keeps_its_simulated_jets_in_the_cache_and_never_replaces_anoth
 
     made = []
 
-    def fake_simulate(n, sim, path, seed=1, workers=1, progress=True):
+    def fake_simulate(target, n, seed, jet_type, output, workers=1, progress=True):  # data.simulate.simulate
+        sim = JetSimConfig(jet_type, num_particles=30)
         pf, jf = jetnet_arrays(n, 30, seed)
-        made.append(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return write_h5(path, {"seed": seed, "settings": json.dumps(asdict(sim))}, particle_features=pf, jet_features=jf)
+        made.append(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        return write_h5(output, {"seed": seed, "settings": json.dumps(asdict(sim))}, particle_features=pf,
+                        jet_features=jf)
 
-    monkeypatch.setattr(pipeline, "simulate_jets", fake_simulate)
+    monkeypatch.setattr(pipeline, "simulate", fake_simulate)
     cache, sim = Cache(tmp_path / "cache"), JetSimConfig("g")
     cached = cache.path(default_registry().get("jetnet30-sim"), default_registry().get("jetnet30-sim").file("g"))
     from pcbench.leaderboard.config import DataConfig
