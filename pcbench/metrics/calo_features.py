@@ -22,8 +22,12 @@ THRESHOLDS_MEV = READOUT_THRESHOLDS_MEV
 
 
 def threshold_voxels(voxels: np.ndarray, threshold: float) -> np.ndarray:
-    """Voxels below ``threshold`` [MeV] set to 0 (a new float32 array)."""
-    return np.where(voxels < threshold, 0.0, voxels).astype(np.float32)
+    """Voxels below ``threshold`` [MeV] set to 0 (a new float32 array; compared in the input's
+    dtype, without a float64 temporary of the whole array)."""
+    below = voxels < threshold
+    out = np.array(voxels, dtype=np.float32)
+    out[below] = 0.0
+    return out
 
 
 def high_level_features(voxels: np.ndarray, incident_energy: np.ndarray,
