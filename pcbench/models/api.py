@@ -148,9 +148,8 @@ def sample(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], n: i
     if is_release_spec(str(checkpoint)):
         path, attrs = sample_release(str(checkpoint), n or 50_000, out, seed, batch_size, device)
         return Sampled(path, attrs, "jets", n or 50_000)
-    payload = load_checkpoint_file(checkpoint)
-    kind = GENERATORS[payload["model"]].kind if payload["model"] in GENERATORS else None
-    if kind == "showers":
+    loaded = load_generator(checkpoint, device)  # read once: its kind chooses the path, the sampler uses it
+    if loaded[0].kind == "showers":
         from .sampling import sample_showers
 
         if n is None and energies_mev is None:
@@ -160,9 +159,9 @@ def sample(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], n: i
         if energies_mev is not None and len(energies_mev) < n:
             raise UsageError(f"--energies-from holds {len(energies_mev)} showers, fewer than -n {n}")
         path, attrs = sample_showers(checkpoint, n, out, batch_size or 64, device, seed, energies_mev, steps, project,
-                                     progress)
+                                     progress, loaded)
         return Sampled(path, attrs, "showers", n)
     from .sampling import sample_jets
 
-    path, attrs = sample_jets(checkpoint, n or 50_000, out, batch_size or 1024, device, seed, progress)
+    path, attrs = sample_jets(checkpoint, n or 50_000, out, batch_size or 1024, device, seed, progress, loaded)
     return Sampled(path, attrs, "jets", n or 50_000)

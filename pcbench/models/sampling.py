@@ -34,15 +34,17 @@ def time_generation(model, n: int, batch_size: int, seed: int = 0, progress: boo
 
 
 def sample_jets(checkpoint: str | Path, n: int, out: str | Path, batch_size: int = 1024, device: str = "cpu",
-                seed: int = 0, progress: bool = False) -> tuple[Path, dict[str, Any]]:
+                seed: int = 0, progress: bool = False, loaded: tuple[Any, dict[str, Any]] | None = None
+                ) -> tuple[Path, dict[str, Any]]:
     """Sample ``n`` jets from a checkpoint into ``out`` (JetNet layout, pcbench schema).
 
     The file records the model, its config, the checkpoint's md5, the seed, the generation time
-    per jet [s] and the hardware it was measured on.
+    per jet [s] and the hardware it was measured on.  ``loaded``: the (model, payload) that
+    ``api.load_generator`` already restored from ``checkpoint`` (not read again).
     """
     from .api import load_generator
 
-    model, payload = load_generator(checkpoint, device, kind="jets")
+    model, payload = loaded or load_generator(checkpoint, device, kind="jets")
     hw = machine(device)  # the load average just before the timed run
     jets, per_jet = time_generation(model, n, batch_size, seed, progress)
     attrs = {"model": payload["model"], "model_config": payload["config"], "checkpoint": str(checkpoint),
@@ -58,7 +60,8 @@ def sample_jets(checkpoint: str | Path, n: int, out: str | Path, batch_size: int
 
 def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: int = 64, device: str = "cpu",
                    seed: int = 0, energies_mev: np.ndarray | None = None, steps: Any = None,
-                   project: bool | None = None, progress: bool = False) -> tuple[Path, dict[str, Any]]:
+                   project: bool | None = None, progress: bool = False,
+                   loaded: tuple[Any, dict[str, Any]] | None = None) -> tuple[Path, dict[str, Any]]:
     """Sample ``n`` showers from a shower checkpoint into ``out`` (pcbench schema).
 
     ``steps``: the pipeline steps (all by default); ``project`` (it sets ``steps.project``): cells
@@ -74,7 +77,7 @@ def sample_showers(checkpoint: str | Path, n: int, out: str | Path, batch_size: 
     from .showers.pipeline import PipelineSteps, pipeline_attrs
     from .api import load_generator
 
-    model, payload = load_generator(checkpoint, device, kind="showers")
+    model, payload = loaded or load_generator(checkpoint, device, kind="showers")
     grid = model.grid
     steps = replace(steps or PipelineSteps(), project=not isinstance(grid, LayeredGrid) if project is None else project)
     if energies_mev is None:
