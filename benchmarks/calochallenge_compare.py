@@ -113,7 +113,7 @@ def pcbench_side(gen: Path, ref: Path, n: int, cls: dict) -> tuple[float, dict[s
     """Features of both samples (seconds), then per group (seconds, values)."""
     import dataclasses
 
-    from pcbench.evaluate.calochallenge import CaloSuiteConfig, _pair, _summarise, _Want, histogram_bins
+    from pcbench.evaluate.calochallenge import CaloSuiteConfig, _pair, summarise_voxels, Want, histogram_bins
     from pcbench.data.sources import ShowerSource
     from pcbench.geometry import get_geometry
     from pcbench.metrics import calo_features
@@ -123,11 +123,11 @@ def pcbench_side(gen: Path, ref: Path, n: int, cls: dict) -> tuple[float, dict[s
     threshold = calo_features.THRESHOLDS_MEV[geo.name]
     t = time.perf_counter()
     rows = np.arange(n)
-    r, r_max = _summarise(ShowerSource.of(ref), {"r": _Want(rows, n)}, geo, threshold, 2000)["r"]
+    r, r_max = summarise_voxels(ShowerSource.of(ref), {"r": Want(rows, n)}, geo, threshold, 2000)["r"]
     bins = histogram_bins("cell", 0, geo, threshold, r_max)
-    r.cell_hist = _summarise(ShowerSource.of(ref), {"r": _Want(rows, cell_bins=bins, features=False)}, geo, threshold,
+    r.cell_hist = summarise_voxels(ShowerSource.of(ref), {"r": Want(rows, cell_bins=bins, features=False)}, geo, threshold,
                              2000)["r"][0].cell_hist
-    g = _summarise(ShowerSource.of(gen), {"g": _Want(rows, n, bins)}, geo, threshold, 2000)["g"][0]
+    g = summarise_voxels(ShowerSource.of(gen), {"g": Want(rows, n, bins)}, geo, threshold, 2000)["g"][0]
     t_feat = time.perf_counter() - t
     out = {}
     base = CaloSuiteConfig.named("full")

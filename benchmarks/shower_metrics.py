@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_showers
-from pcbench.evaluate.calochallenge import CaloSuiteConfig, _summarise, _Want, calochallenge_suite
+from pcbench.evaluate.calochallenge import CaloSuiteConfig, summarise_voxels, Want, calochallenge_suite
 from pcbench.evaluate.ild import ILDSuiteConfig, ild_suite
 from pcbench.evaluate.protocol import half_rows
 from pcbench.data.sources import ShowerSource
@@ -69,7 +69,7 @@ def run(name: str, n: int, profile: str, work: Path, workers: int) -> None:
         geo, groups = get_geometry("calochallenge-2" if name == "ds2" else "calochallenge-3"), CALO_GROUPS
         suite, cfg = calochallenge_suite, CaloSuiteConfig.named(profile)
         t = time.perf_counter()
-        _summarise(ref, {"a": _Want(halves.ref, keep=1)}, geo, 0.015, cfg.chunk_rows)
+        summarise_voxels(ref, {"a": Want(halves.ref, keep=1)}, geo, 0.015, cfg.chunk_rows)
         print(f"  {name}: features of {n} showers: {time.perf_counter() - t:.1f} s")
     print(f"{name}: {n} generated vs {n} reference showers ({geo.name}, profile {profile})")
     for label, metrics in groups:
@@ -99,7 +99,7 @@ def stream(rows: int, work: Path, workers: int) -> None:
         f.create_virtual_dataset("incident_energies", layout_e)
     before = peak_mb()
     t = time.perf_counter()
-    s, _ = _summarise(ShowerSource.of(vds), {"all": _Want(np.arange(rows), CaloSuiteConfig().lowlevel_values // 40500)},
+    s, _ = summarise_voxels(ShowerSource.of(vds), {"all": Want(np.arange(rows), CaloSuiteConfig().lowlevel_values // 40500)},
                       get_geometry("calochallenge-3"), 0.015, CaloSuiteConfig().chunk_rows)["all"]
     print(f"ds3 streaming: features of {rows} showers in {time.perf_counter() - t:.0f} s; peak RSS {peak_mb():.0f} MB "
           f"(before {before:.0f} MB); kept {len(s.voxels)} showers' voxels for the low-level metrics")

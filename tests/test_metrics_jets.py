@@ -198,7 +198,8 @@ def test_evaluate_cli_end_to_end(tmp_path, jets):
     assert res.exit_code == 0, res.output
     assert "w1m" in res.output and "truth vs truth" in res.output
     pngs = sorted(p.name for p in (tmp_path / "out" / "copy_plots").glob("*.png"))
-    assert len(pngs) == 13 and "jet_mass.png" in pngs and "efp_5.png" in pngs
+    assert len(pngs) == 14 and "jet_mass.png" in pngs and "efp_5.png" in pngs  # 13 observables
+    assert "correlation_difference.png" in pngs  # and the correlation metrics' difference matrix
     assert (tmp_path / "out" / "copy_plots" / "tau21.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (tmp_path / "out" / "copy.html").read_text()
     assert all(f"copy_plots/{p}" in page for p in pngs) and "truth vs truth" in page

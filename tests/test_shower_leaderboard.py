@@ -23,7 +23,9 @@ from pcbench.leaderboard.published import published_rows
 TINY = {"name": "tiny-showers", "description": "tiny PARAMETERISED ILD-like showers, for tests",
         "data": {"simulate": "ild-photons", "n": 160, "seed": 1, "workers": 1}, "threads": 1,
         "train": {"seed": 0}, "sample": {"energies_from": "reference", "seed": 0, "batch_size": 16},
-        "evaluate": {"profile": "fast", "metrics": ["w1_n_hits", "w1_e_ratio", "w1_e_long", "w1_cog_y"], "plots": True},
+        "evaluate": {"profile": "fast", "metrics": ["w1_n_hits", "w1_e_ratio", "w1_e_long", "w1_cog_y", "corr_mean"],
+                     "plots": True},
+        "cost": {"batches": [1, 8], "threads": [1], "repeats": 2, "pareto": "w1_e_ratio"},
         "models": [{"name": "shower-baseline"},
                    {"name": "caloclouds2", "label": "cc2", "set": {"flow_epochs": 2, "diffusion_steps": 4,
                                                                    "points_per_shower": 32}},
@@ -87,6 +89,13 @@ def test_a_shower_config_runs_and_reproduces_exactly(tiny_run):
     rec = EvaluationResult.read(folder / "records" / "cc2.json")
     assert rec.provenance["protocol"]["mode"] == "split" and rec.provenance["reference_split"] == "test"
     assert rec.provenance["generation_time_per_object_s"] > 0 and (folder / "records" / "cc2.html").exists()
+    # the cost step: pcbench time of every row, in the record, the table's footnote and the Pareto figure
+    cost = rec.provenance["cost"]
+    assert [(t["batch"], t["threads"]) for t in cost["timings"]] == [(1, 1), (8, 1)]
+    assert all(t["ms_per_object"] > 0 for t in cost["timings"]) and cost["parameters"] > 0
+    assert (folder / "pareto_w1_e_ratio.png").stat().st_size > 5000
+    assert "pcbench time on cpu: batch 1, 1 thread(s):" in text and "parameters used in sampling" in text
+    assert "corr_mean" in rec.metrics and rec.metrics["corr_mean"].truth is not None
     assert reproduce(folder / "config.yaml", log=lambda m: None) == []
     # a hand-edited cell is found, with the row, the column and both values
     rows = list(csv.DictReader(table_csv.open()))
@@ -98,6 +107,15 @@ def test_a_shower_config_runs_and_reproduces_exactly(tiny_run):
         w.writerows(rows)
     diffs = reproduce(folder / "config.yaml", log=lambda m: None)
     assert len(diffs) == 1 and f"{rows[1]['model']} / w1_e_ratio: committed" in diffs[0] and edited in diffs[0]
+
+
+def test_a_pareto_metric_the_config_does_not_compute_is_refused_before_training(tmp_path):
+    from pcbench.leaderboard.pipeline import run_pipeline
+
+    cfg = {**TINY, "cost": {"batches": [1], "pareto": "w1_e_rati"}}
+    with pytest.raises(ConfigError, match="cost.pareto 'w1_e_rati' is not a metric this config computes"):
+        run_pipeline(cfg, tmp_path, log=lambda m: None)
+    assert not (tmp_path / "models").exists()  # nothing trained
 
 
 class _Checker(HTMLParser):

@@ -25,6 +25,8 @@ err_console = Console(stderr=True)
 
 #: command -> (module in pcbench.cli that defines it, its one-line help for ``pcbench --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "compare": ("compare", "Rank several sample files at once: one multiclass classifier on all samples, the mean "
+                           "log-posterior of each model on the reference's objects."),
     "datasets": ("data", "List the registered data sets: name, kind, files, size, source and cache status."),
     "demo": ("leaderboard", "Offline demo: simulate gluon jets, train the small generators a few minutes each, ..."),
     "evaluate": ("evaluate", "Validate SAMPLES, run its metric suite against the reference, print and record the "
@@ -37,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("models", "Sample N jets or showers from a checkpoint into a sample file, with the time per object."),
     "simulate": ("simulate", "Make offline data: jets with Pythia 8 + FastJet (docs/simulation-jets.md), or "
                              "PARAMETERISED calorimeter showers ..."),
+    "time": ("cost", "Measure a checkpoint's cost: ms per object (repeats, warm-up excluded), parameters, FLOPs, "
+                     "peak memory."),
     "train": ("models", "Train a generator: jets (checkpoints last.pt, best.pt by validation W1M) or showers ..."),
     "validate": ("data", "Check sample or data files; print every problem; exit 1 if any file has one."),
 }

@@ -27,14 +27,41 @@ def render(result: EvaluationResult) -> Table:
     label_param = " [PARAMETERISED showers, not Geant4]" if prov.get("samples_parameterised") else ""
     table = Table(title=f"{result.model} vs {prov.get('reference')} ({prov.get('reference_split')} split), "
                         f"{size}, suite {prov.get('suite_version')} ({prov['config']['profile']}){label_param}")
+    from ..evaluate.practice_report import has_significance, significance_cells, significance_header
+
+    sig = has_significance(result)
     table.add_column(escape("quantity [metric]"), overflow="fold")
-    for col in ("scale", "model", "truth vs truth"):
+    for col in ("scale", "model", "truth vs truth", *(significance_header if sig else ())):
         table.add_column(col, no_wrap=True)
     for m in result.metrics.values():
         scale = column_scale([m.value, m.truth], m.scale)
         table.add_row(escape(f"{label(m.name)} [{m.name}]"), scale_text(scale), fmt_value(m.value, m.error, scale, m.better),
-                      fmt_value(m.truth, m.truth_error, scale, m.better))
+                      fmt_value(m.truth, m.truth_error, scale, m.better), *(significance_cells(m) if sig else ()))
     return table
+
+
+def render_practice(result: EvaluationResult) -> list[Table | str]:
+    """The per-bin table, the KS tests and the resolution fits, where the record has them."""
+    from ..evaluate.practice_report import fit_lines, ks_table, per_bin_table
+
+    out: list[Table | str] = list(fit_lines(result))
+    pb = per_bin_table(result)
+    if pb:
+        t = Table(title=f"per bin of {result.per_bin['binning']}: model value ± error [truth vs truth]")
+        for h in pb[0]:
+            t.add_column(escape(h), overflow="fold")
+        for r in pb[1]:
+            t.add_row(*(escape(c) for c in r))
+        out.append(t)
+    ks = ks_table(result)
+    if ks:
+        t = Table(title="Kolmogorov-Smirnov tests per observable (model vs reference; truth vs reference)")
+        for h in ("observable", "KS statistic", "p-value", "KS statistic, truth"):
+            t.add_column(h, no_wrap=True)
+        for r in ks:
+            t.add_row(*(escape(c) for c in r))
+        out.append(t)
+    return out
 
 
 def objects_of(result: EvaluationResult) -> str:
@@ -67,10 +94,21 @@ def legend(result: EvaluationResult) -> str:
               help="The truth row's sample: auto = a registered reference's training split (the papers' protocol: "
                    "every generated object against the whole test split) or, for a reference file, its halves; "
                    "halves; or a FILE disjoint from the reference (e.g. the CaloChallenge's other file).")
+@click.option("--energy-bins", default="auto", show_default=True, metavar="auto|N|E0,E1,...",
+              help="Showers: incident-energy bins [MeV] of the response metrics and of --per-bin: auto (the "
+                   "reference's discrete energies, else 5 log-spaced bins), N log-spaced bins, or edges.")
+@click.option("--jet-bins", default="pt:4", show_default=True, metavar="pt|mass:N|EDGES",
+              help="Jets: the --per-bin variable, the jet's pT or mass [GeV], N quantile bins or edges.")
+@click.option("--per-bin", is_flag=True, help="Also run the whole suite in each bin (--energy-bins / --jet-bins).")
+@click.option("--null", "null", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
+              help="p-value and z of every metric against K reference-vs-reference re-draws at the same sizes.")
+@click.option("--equivalent-stats", is_flag=True,
+              help="The reference sample size that scores as badly as the model, per metric.")
 @cache_option
 def evaluate_cmd(samples: Path, reference: str, model_name: str | None, out_dir: Path, profile: str,
                  plots: bool, metrics: str, energy_check: str, jet_type: str | None, device: str,
-                 truth: str, cache_dir: Path | None) -> None:
+                 truth: str, energy_bins: str, jet_bins: str, per_bin: bool, null: int, equivalent_stats: bool,
+                 cache_dir: Path | None) -> None:
     """Validate SAMPLES, run its metric suite against the reference, print and record the results."""
     from .._outputs import output_dir
     from ..evaluate.log import StageLog
@@ -81,8 +119,11 @@ def evaluate_cmd(samples: Path, reference: str, model_name: str | None, out_dir:
         result = evaluate(samples, reference, model_name, profile, Cache(cache_dir), out_dir, progress=log,
                           plots=plots, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
                           energy_check=energy_check == "on", jet_type=jet_type, device=device,
-                          truth=truth)
+                          truth=truth, per_bin=per_bin, energy_bins=energy_bins, jet_bins=jet_bins, null=null,
+                          equivalent_stats=equivalent_stats)
     console.print(render(result))
+    for part in render_practice(result):
+        console.print(part, highlight=False, markup=False) if isinstance(part, str) else console.print(part)
     console.print(protocol_text(result.provenance.get("protocol"), objects_of(result))
                   + (" The truth row was read from the cache (same reference, truth sample and settings)."
                      if result.provenance.get("truth_row_cached") else ""), highlight=False, markup=False)

@@ -85,6 +85,41 @@ def reproduce_cmd(config: Path) -> None:
     console.print(f"[green]reproduced[/] {config}", highlight=False)
 
 
+@leaderboard.command("pareto")
+@click.argument("records", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--metric", required=True, help="The metric on the y axis, by its record name (e.g. w1m, fpd, auc_hl).")
+@click.option("--out", "out_png", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The figure (PNG).")
+@click.option("--cost", "cost_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A cost record of `pcbench time` (repeatable), matched by model name; its time replaces the "
+                   "sample file's.")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Cost records: the batch whose time to use [default: each record's fastest cell].")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Cost records: the thread count whose time to use [default: each record's fastest cell].")
+@click.option("--benchmark", default=None, help="Where RECORDS hold several benchmarks: the one to draw.")
+def pareto_cmd(records: tuple[Path, ...], metric: str, out_png: Path, cost_files: tuple[Path, ...],
+               batch: int | None, threads: int | None, benchmark: str | None) -> None:
+    """Draw METRIC against time per object for the rows of RECORDS (JSON files or folders), the
+    Pareto front (no model both faster and better) highlighted (docs/cost.md)."""
+    from .._outputs import output_file
+    from ..leaderboard.pareto import describe, pareto_figure
+    from ..models.cost import CostRecord
+
+    output_file(out_png, "--out")
+    costs = [CostRecord.read(p) for p in cost_files]
+    fig = pareto_figure(read_records(records), metric, out_png, costs, batch, threads, benchmark)
+    for line in describe(fig):
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    for model, why in fig.skipped.items():
+        console.print(f"[yellow]not drawn[/]: {model} ({why})", highlight=False, soft_wrap=True)
+    for model in fig.unmatched_costs:
+        console.print(f"[yellow]unused[/]: the cost record of {model} matches no row of {fig.benchmark}",
+                      highlight=False, soft_wrap=True)
+    console.print(f"[green]wrote[/] {fig.path}: {fig.metric} ({fig.better} is better) against time per object, "
+                  f"front: {', '.join(fig.front_models)}", highlight=False, soft_wrap=True)
+
+
 @cli.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results/demo"),
               show_default=True, help="Output folder (the committed demo is made with --out leaderboard/demo).")

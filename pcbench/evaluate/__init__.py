@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
+from dataclasses import dataclass, replace
 
 from .. import __version__
 from .._io import file_md5
@@ -21,6 +23,8 @@ from ..data.formats import data_md5, read_attrs
 from ..errors import FormatError, IncompatibleError, UsageError
 from .jets import JetSuiteConfig, jet_suite
 from .reference import _file_info, load_reference, reference_source, truth_split
+from .binning import BinSpec
+from .protocol import Rows
 from .result import EvaluationResult, MetricValue
 
 __all__ = ["evaluate", "EvaluationResult", "MetricValue", "JetSuiteConfig", "safe_name"]
@@ -31,7 +35,8 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
              progress: Callable[[str], None] | None = None, plots: bool = False,
              metrics: tuple[str, ...] = (), energy_check: bool = True,
              jet_type: str | None = None, device: str = "cpu", truth: str = "auto",
-             names: dict[str, Any] | None = None) -> EvaluationResult:
+             names: dict[str, Any] | None = None, per_bin: bool = False, energy_bins: str = "auto",
+             jet_bins: str = "pt:4", null: int = 0, equivalent_stats: bool = False) -> EvaluationResult:
     """Evaluate a sample file against a reference (registry name: its test split; or a file).
 
     The file is validated first (every problem is reported); the suite of its kind runs with the
@@ -57,6 +62,13 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     ``names``: how the caller names what it passed (provenance entries that replace the computed
     ones, e.g. a leaderboard's data-set name and split for its split files; ``truth_sample`` names
     the truth sample in the protocol), applied before the record and its report are written.
+
+    ``energy_bins`` (showers: ``auto``, N, or edges in MeV; ``binning.py``) are the bins of the
+    response metrics and, with ``per_bin``, of the per-bin runs of the whole suite; ``jet_bins``
+    (``pt:N``, ``mass:N`` or edges in GeV) those of the jets' per-bin runs (``breakdown.py``).
+    ``null`` K > 0: each metric's p-value and z against K reference-vs-reference re-draws at the
+    same sizes; ``equivalent_stats``: the reference sample size that scores as badly as the
+    model (``significance.py``).
     """
     samples = Path(samples)
     if out_dir is not None:
@@ -66,6 +78,12 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     from .._device import check_device
 
     check_device(device)
+    from .binning import parse_energy_bins, parse_jet_bins
+
+    extras = _Extras(per_bin, parse_energy_bins(energy_bins), parse_jet_bins(jet_bins), null, equivalent_stats,
+                     progress or (lambda _m: None))
+    if null < 0:
+        raise UsageError(f"--null {null}: expected the number of reference-vs-reference draws, 0 (off) or more")
     report = validate_file(samples)
     if not report.ok:
         raise FormatError(f"{samples} is not a valid sample file ({len(report.problems)} problem(s); `pcbench validate` "
@@ -74,7 +92,8 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
     cache = cache or Cache()
     if report.kind in ("voxel-showers", "point-showers"):
         return _evaluate_showers(samples, report.kind, reference, model, profile, cache, out_dir, progress, plots,
-                                 metrics, energy_check, device, truth, truth_file, truth_kind, names)
+                                 metrics, energy_check, device, truth, truth_file, truth_kind, names, extras,
+                                 energy_bins)
     cfg = JetSuiteConfig.named(profile, metrics=tuple(metrics), device=device)
     gen = read(samples)
     ref, ref_info = load_reference(reference, cache)
@@ -91,10 +110,23 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
                                                    _truth_name(truth_info), store)
     except IncompatibleError as exc:
         raise IncompatibleError(f"{samples} against {reference}: {exc}") from None
+    from .jets import jet_rows
+
+    rows = jet_rows(len(gen), ref, truth_set, cfg.seed, _truth_name(truth_info))
+
+    def suite_on(r: Any, model: bool = True, c: JetSuiteConfig = cfg) -> dict[str, MetricValue]:
+        return jet_suite(gen, ref, c, jet_type, None, truth_set, _truth_name(truth_info), store, rows=r,
+                         model=model)[0]
+
+    values, settings["significance"] = extras.significance(values, rows, len(gen), len(ref),
+                                                           0 if truth_set is None else len(truth_set), cfg.seed,
+                                                           "jets", lambda r: suite_on(r, model=False))
+    binned = extras.jets(gen, ref, truth_set, rows, lambda r: suite_on(r, c=replace(cfg, fpnd=False)))
     result = _record(samples, report.kind or "jets", model or gen.attrs.get("model") or samples.stem, values,
                      {**ref_info, **_truth_provenance(truth_info), **settings, "seed": cfg.seed,
                       "reference_rows": len(ref), "truth_row_cached": store.hits > 0}, gen.attrs, len(gen),
                      ref.attrs, names)
+    result.per_bin = binned
 
     def figures(folder: Path) -> list[Path]:
         from .plots import jet_plots
@@ -112,9 +144,69 @@ def _write(result: EvaluationResult, out_dir: str | os.PathLike[str] | None,
         path = result.write(Path(out_dir) / f"{safe_name(result.model)}.json")
         if figures is not None:
             from .plots import html_report
+            from .practice_plots import practice_plots
 
-            html_report(result, figures(path.parent / f"{path.stem}_plots"), path.with_suffix(".html"))
+            folder = path.parent / f"{path.stem}_plots"
+            html_report(result, figures(folder) + practice_plots(result, folder), path.with_suffix(".html"))
     return result
+
+
+@dataclass
+class _Extras:
+    """What an evaluation adds to its suite: per-bin runs, null draws, equivalent statistics."""
+
+    per_bin: bool = False
+    energy_bins: BinSpec | None = None
+    jet_bins: BinSpec | None = None
+    null: int = 0
+    equivalent: bool = False
+    step: Callable[[str], None] = lambda _m: None
+
+    def significance(self, values: dict[str, MetricValue], rows: Rows, n_gen: int, n_ref: int, n_truth: int,
+                     seed: int, objects: str, truth_row: Callable[[Rows], dict[str, MetricValue]],
+                     ) -> tuple[dict[str, MetricValue], dict[str, Any] | None]:
+        if not (self.null or self.equivalent):
+            return values, None
+        from .significance import run_significance
+
+        values, details = run_significance(values, rows, n_gen, n_ref, n_truth, seed, self.null, self.equivalent,
+                                           objects, truth_row, self.step)
+        return values, {"null_draws": self.null, "equivalent_stats": self.equivalent, "metrics": details}
+
+    def showers(self, gen: Any, ref: Any, truth: Any, rows: Rows,
+                run: Callable[[Rows], dict[str, MetricValue]]) -> dict[str, Any] | None:
+        """The suite per incident-energy bin (each sample's rows binned by their own E_inc)."""
+        if not self.per_bin:
+            return None
+        from .binning import bin_edges
+        from .breakdown import per_bin
+
+        e = {"gen": gen.incident_energies()[rows.gen], "ref": ref.incident_energies()[rows.ref],
+             "truth": (truth or ref).incident_energies()[rows.truth]}
+        edges = bin_edges(e["ref"], self.energy_bins)
+        return per_bin(self.energy_bins, edges, e, lambda pos: run(_rows_at(rows, pos)), self.step)
+
+    def jets(self, gen: Any, ref: Any, truth: Any, rows: Rows,
+             run: Callable[[Rows], dict[str, MetricValue]]) -> dict[str, Any] | None:
+        """The suite per bin of jet pT or mass [GeV] (each sample's jets binned by their own)."""
+        if not self.per_bin:
+            return None
+        from .binning import bin_edges
+        from .breakdown import per_bin
+
+        col = {"pt": 0, "mass": 2}[self.jet_bins.variable]
+        v = {"gen": gen.jets[rows.gen, col], "ref": ref.jets[rows.ref, col],
+             "truth": (truth if truth is not None else ref).jets[rows.truth, col]}
+        if not np.any(v["gen"] > 0):
+            raise IncompatibleError(f"--jet-bins {self.jet_bins.variable}: the generated jets carry no jet "
+                                    f"{self.jet_bins.variable} (column {col} of `jets` is 0)")
+        edges = bin_edges(v["ref"], self.jet_bins)
+        return per_bin(self.jet_bins, edges, v, lambda pos: run(_rows_at(rows, pos)), self.step)
+
+
+def _rows_at(rows: Rows, pos: dict[str, np.ndarray]) -> Rows:
+    """The protocol's rows at the positions of one bin."""
+    return replace(rows, gen=rows.gen[pos["gen"]], ref=rows.ref[pos["ref"]], truth=rows.truth[pos["truth"]])
 
 
 def _truth_file(truth: str) -> tuple[Path | None, str | None]:
@@ -203,7 +295,7 @@ def _record(samples: Path, kind: str, model: str, values: dict[str, MetricValue]
     return EvaluationResult(kind=kind, model=model, metrics=values, provenance=provenance)
 
 
-def _shared_geometry(samples: Path, attrs: dict[str, Any], kind: str, reference: str, first: Any,
+def shared_geometry(samples: Path, attrs: dict[str, Any], kind: str, reference: str, first: Any,
                      ref_geometry: str | None) -> str:
     """The one geometry that the samples and the reference are both on; raises where they differ
     (name or voxel count) or where neither says which it is."""
@@ -236,7 +328,8 @@ def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | Non
                       out_dir: str | os.PathLike[str] | None, progress: Callable[[str], None] | None, plots: bool,
                       metrics: tuple[str, ...], energy_check: bool, device: str = "cpu", truth: str = "auto",
                       truth_file: Path | None = None, truth_kind: str | None = None,
-                      names: dict[str, Any] | None = None) -> EvaluationResult:
+                      names: dict[str, Any] | None = None, extras: _Extras | None = None,
+                      energy_bins: str = "auto") -> EvaluationResult:
     """The CaloChallenge suite for voxel showers, the ILD suite for point showers."""
     from ..geometry import get_geometry
     from .protocol import half_rows, split_rows
@@ -251,17 +344,17 @@ def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | Non
     if (kind == "voxel-showers") != isinstance(first, VoxelShowerSet):
         raise IncompatibleError(f"{samples} holds {kind}, but the reference {reference} holds "
                                 f"{first.kind}: evaluate against a reference of the same kind")
-    geometry = get_geometry(_shared_geometry(samples, attrs, kind, reference, first, ref_geometry))
+    geometry = get_geometry(shared_geometry(samples, attrs, kind, reference, first, ref_geometry))
     if truth_file is not None:
         if truth_kind != kind:
             raise IncompatibleError(f"--truth {truth_file} holds {truth_kind}, but {samples} holds {kind}: the truth "
                                     "sample must be of the reference's kind")
-        _shared_geometry(truth_file, read_attrs(truth_file), kind, reference, first, ref_geometry)
+        shared_geometry(truth_file, read_attrs(truth_file), kind, reference, first, ref_geometry)
     if kind == "voxel-showers":
         from .calochallenge import CaloSuiteConfig as Config, calochallenge_suite as suite
     else:
         from .ild import ILDSuiteConfig as Config, ild_suite as suite  # type: ignore[assignment]
-    cfg = Config.named(profile, metrics=tuple(metrics), device=device)
+    cfg = Config.named(profile, metrics=tuple(metrics), device=device, energy_bins=energy_bins)
     try:
         rows = (half_rows(len(gen), len(ref), cfg.seed, objects="showers") if truth_src is None else
                 split_rows(len(gen), len(ref), len(truth_src), cfg.seed, _truth_name(truth_info), objects="showers"))
@@ -273,10 +366,20 @@ def _evaluate_showers(samples: Path, kind: str, reference: str, model: str | Non
                                          str(samples))
     store = _store(cache, ref_info, truth_info)
     values, settings, used = suite(gen, ref, rows, geometry, cfg, progress, truth_src, store)
+
+    def suite_on(r: Rows, model: bool = True) -> dict[str, MetricValue]:
+        return suite(gen, ref, r, geometry, cfg, None, truth_src, store, model=model)[0]
+
+    extras = extras or _Extras()
+    values, settings["significance"] = extras.significance(values, rows, len(gen), len(ref),
+                                                           0 if truth_src is None else len(truth_src), cfg.seed,
+                                                           "showers", lambda r: suite_on(r, model=False))
+    binned = extras.showers(gen, ref, truth_src, rows, suite_on)
     result = _record(samples, kind, model or attrs.get("model") or samples.stem, values,
                      {**ref_info, **_truth_provenance(truth_info), **settings, **energy, "seed": cfg.seed,
                       "reference_rows": len(ref), "truth_row_cached": store.hits > 0}, attrs, len(gen),
                      first.attrs, names)
+    result.per_bin = binned
 
     def figures(folder: Path) -> list[Path]:
         from .shower_plots import shower_plots

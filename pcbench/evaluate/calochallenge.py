@@ -21,17 +21,21 @@ from .._profiles import Profiles
 from ..geometry.cylindrical import CylindricalGeometry
 from ..metrics import calo_features, frechet, kernel
 from ..metrics.dnn_classifier import DNNSettings, dnn_classifier_test
+from ..metrics.null import ks_tests
 from ..metrics.prdc import prdc
 from ..metrics.separation import separation_power_counts, separation_power_samples
 from .log import loop, prefixed
 from .result import MetricValue
 from .protocol import Rows
+from .shared_metrics import correlations, energy_edges, model_values, shower_response
 from ..data.sources import ShowerSource
 from .truth_cache import TruthStore
 
 __all__ = ["CALO_SUITE_VERSION", "CaloSuiteConfig", "calochallenge_suite", "histogram_bins"]
 
 CALO_SUITE_VERSION = "calochallenge-1"
+CNN_GEOMETRIES = ("calochallenge-2", "calochallenge-3")  # the challenge's CNN is defined for these
+CNN_MIN_STEPS = 150  # fewer optimiser steps leave its BatchNorm statistics unsettled (docs/metrics-cnn.md)
 
 
 _SEP = ("e_ratio", "e_layer", "ec_eta", "ec_phi", "width_eta", "width_phi", "ec_r", "width_r", "sparsity", "cell")
@@ -47,6 +51,15 @@ _DEFS: dict[str, tuple[str, float, str]] = {
     "jsd_low": ("DNN classifier JSD = (ln 2 - BCE) / ln 2 on the low-level inputs (calibrated)", 1.0, "lower"),
     "auc_high": ("DNN classifier AUC on the high-level features (calibrated)", 1.0, "closer to 0.5"),
     "jsd_high": ("DNN classifier JSD on the high-level features (calibrated)", 1.0, "lower"),
+    "response_diff": ("mean over incident-energy bins of |<E_vis/E_inc>_gen - <E_vis/E_inc>_ref| / <E_vis/E_inc>_ref "
+                      "(energy response; bins: --energy-bins)", 1e2, "lower"),
+    "resolution_diff": ("mean over incident-energy bins of the relative difference of the resolution "
+                        "sd(E_vis/E_inc) / <E_vis/E_inc>", 1e2, "lower"),
+    "corr_max": ("largest |difference| of the Pearson correlations between layer energies", 1e2, "lower"),
+    "corr_mean": ("mean |difference| of the Pearson correlations between layer energies", 1e2, "lower"),
+    "auc_cnn": ("CNN (3-D ResNet, the challenge's cls-resnet) classifier AUC on log10 E_inc and voxel images / "
+                "E_inc (calibrated; data sets 2 and 3)", 1.0, "closer to 0.5"),
+    "jsd_cnn": ("CNN classifier JSD = (ln 2 - BCE) / ln 2 on the voxel images (calibrated)", 1.0, "lower"),
     "precision": ("precision (k=5 NN balls) on log10 voxel energies", 1.0, "higher"),
     "recall": ("recall (k=5) on log10 voxel energies", 1.0, "higher"),
     "density": ("density (k=5) on log10 voxel energies (1 for identical distributions)", 1.0, "closer to 1"),
@@ -71,6 +84,7 @@ class CaloSuiteConfig(Profiles):
     classifier: str = "full"
     lowlevel_values: int = 200_000_000  # voxel values kept per sample for the low-level classifier and PRDC
     chunk_rows: int = 2_000
+    energy_bins: str = "auto"  # bins of incident energy for the response metrics (binning.py)
     metrics: tuple[str, ...] = ()
     device: str = "cpu"  # torch device of the DNN classifiers
 
@@ -124,7 +138,7 @@ class _Summary:
 
 
 @dataclass(frozen=True)
-class _Want:
+class Want:
     """What a pass keeps of one set of (sorted) rows: features, the first ``keep`` showers'
     voxels, and the cell spectrum's histogram on ``cell_bins``."""
 
@@ -134,7 +148,7 @@ class _Want:
     features: bool = True
 
 
-def _summarise(src: ShowerSource, wants: dict[str, _Want], geometry: CylindricalGeometry, threshold: float,
+def summarise_voxels(src: ShowerSource, wants: dict[str, Want], geometry: CylindricalGeometry, threshold: float,
                chunk_rows: int, on_chunk=None) -> dict[str, tuple[_Summary, float]]:
     """One pass over the source for all ``wants``; each summary comes with its maximum voxel energy."""
     parts: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in wants}
@@ -186,9 +200,17 @@ def _sep_family(name: str, real: _Summary, gen: _Summary, geometry: CylindricalG
     return float(np.mean(vals)), float(np.sqrt(np.sum(np.square(errs))) / len(errs)), vals
 
 
+def _ks_observables(summary: _Summary, geometry: CylindricalGeometry) -> dict[str, np.ndarray]:
+    """The observables of the per-observable KS tests: E_vis / E_inc and each layer's energy."""
+    out = {"E_ratio": summary.feats["E_ratio"]}
+    out.update({f"E_layer {lid}": summary.feats["E_layer"][:, i] for i, lid in enumerate(geometry.relevant_layers)})
+    return out
+
+
 def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshold: float, cfg: CaloSuiteConfig,
-          step: Callable[[str], None]) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
-    """Every metric between one 'generated' summary and reference half A."""
+          step: Callable[[str], None], edges: np.ndarray) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
+    """Every metric between one 'generated' summary and reference half A (``edges``: the
+    incident-energy bins [MeV] of the response metrics)."""
     out: dict[str, tuple[float, float]] = {}
     extra: dict[str, Any] = {}
 
@@ -202,6 +224,16 @@ def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshol
             out[f"sep_{fam}"] = (v, e)
             if per_layer:
                 extra[f"sep_{fam}_per_layer"] = per_layer
+    if want("response_diff", "resolution_diff"):
+        step("response and resolution")
+        extra["response"] = shower_response(real.feats["E_ratio"], real.e_inc, gen.feats["E_ratio"], gen.e_inc, edges,
+                                            out, cfg.sep_bootstrap, cfg.seed)
+    extra["ks"] = ks_tests(_ks_observables(real, geometry), _ks_observables(gen, geometry))
+    if want("corr_max", "corr_mean"):
+        step("layer-energy correlations")
+        names = tuple(f"layer {lid}" for lid in geometry.relevant_layers)
+        extra["correlation"] = correlations(real.feats["E_layer"], gen.feats["E_layer"], names, out,
+                                            cfg.sep_bootstrap, cfg.seed)
     hl_real = calo_features.classifier_inputs_high(real.feats, real.e_inc)
     hl_gen = calo_features.classifier_inputs_high(gen.feats, gen.e_inc)
     if want("fpd"):
@@ -227,6 +259,17 @@ def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshol
         out["auc_high"], out["jsd_high"] = (r.auc, r.auc_error), (r.jsd, r.jsd_error)
         extra["classifier_high"] = {"best_epoch": r.best_epoch, "n_per_class": r.n_per_class,
                                     "auc_uncalibrated": r.auc_uncalibrated}
+    if want("auc_cnn", "jsd_cnn") and geometry.name in CNN_GEOMETRIES:
+        from ..metrics.cnn_classifier import CNNSettings, cnn_classifier_test
+
+        step("CNN classifier")
+        cnn = CNNSettings.named(cfg.classifier, seed=cfg.seed, device=cfg.device)
+        r = cnn_classifier_test(real.voxels[:m], real.e_inc[:m], gen.voxels[:m], gen.e_inc[:m], geometry, cnn,
+                                loop(step, "CNN classifier, epochs", cnn.epochs))
+        out["auc_cnn"], out["jsd_cnn"] = (r.auc, r.auc_error), (r.jsd, r.jsd_error)
+        extra["classifier_cnn"] = {"best_epoch": r.best_epoch, "n_per_class": r.n_per_class,
+                                   "auc_uncalibrated": r.auc_uncalibrated, "steps_per_epoch": r.steps_per_epoch,
+                                   "settled": r.steps_per_epoch * cnn.epochs >= CNN_MIN_STEPS}
     if want("precision", "recall", "density", "coverage"):
         step("precision, recall, density, coverage")
         lr = np.log10(np.where(real.voxels[:m] == 0, 0.1, real.voxels[:m]))
@@ -238,44 +281,53 @@ def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshol
 def calochallenge_suite(gen: ShowerSource, reference: ShowerSource, rows: Rows, geometry: CylindricalGeometry,
                         cfg: CaloSuiteConfig = CaloSuiteConfig(), progress: Callable[[str], None] | None = None,
                         truth: ShowerSource | None = None, store: TruthStore | None = None,
-                        ) -> tuple[dict[str, MetricValue], dict[str, Any], dict[str, Any]]:
+                        model: bool = True) -> tuple[dict[str, MetricValue], dict[str, Any], dict[str, Any]]:
     """Run the suite: generated rows ``rows.gen`` against reference rows ``rows.ref`` (the model
     row), and the truth rows ``rows.truth`` against the same reference rows (the truth row).
 
     The truth rows are in ``truth`` (a disjoint file: the papers' protocol), else in the reference
     itself (its other half).  ``store`` keeps the truth row on disk.  Returns the metrics, the
-    settings used, and the summaries (``gen``, ``real``) for plots.
+    settings used, and the summaries (``gen``, ``real``) for plots.  ``model=False``: the truth
+    row alone (values NaN; for null distributions, ``null.py``).
     """
     step = progress or (lambda _m: None)
+    if {"auc_cnn", "jsd_cnn"} & set(cfg.metrics) and geometry.name not in CNN_GEOMETRIES:
+        from ..errors import MetricError
+
+        raise MetricError(f"auc_cnn / jsd_cnn were requested, but the CaloChallenge CNN is defined for "
+                          f"{' and '.join(CNN_GEOMETRIES)}, not {geometry.name}")
     threshold = calo_features.THRESHOLDS_MEV.get(geometry.name, 0.0)
     keep = max(10, cfg.lowlevel_values // geometry.n_voxels)
     step("reference features")
     chunks = reference.n_chunks(cfg.chunk_rows)
-    a, ref_max = _summarise(reference, {"a": _Want(rows.ref, keep)}, geometry, threshold, cfg.chunk_rows,
+    a, ref_max = summarise_voxels(reference, {"a": Want(rows.ref, keep)}, geometry, threshold, cfg.chunk_rows,
                             loop(step, "chunks, first pass", chunks))["a"]
     cell_bins = histogram_bins("cell", 0, geometry, threshold, ref_max)
     # the cell spectrum's bins need the reference's maximum: a second pass histograms its cells
-    a.cell_hist = _summarise(reference, {"a": _Want(rows.ref, cell_bins=cell_bins, features=False)}, geometry,
+    a.cell_hist = summarise_voxels(reference, {"a": Want(rows.ref, cell_bins=cell_bins, features=False)}, geometry,
                              threshold, cfg.chunk_rows, loop(step, "chunks, second pass", chunks))["a"][0].cell_hist
-    step("generated features")
-    g = _summarise(gen, {"g": _Want(rows.gen, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows,
-                   loop(step, "chunks", gen.n_chunks(cfg.chunk_rows)))["g"][0]
-    model, extra = _pair(g, a, geometry, threshold, cfg, prefixed(progress, "model vs reference"))
+    edges = energy_edges(a.e_inc, cfg.energy_bins)
+    g, values, extra = None, None, {}
+    if model:
+        step("generated features")
+        g = summarise_voxels(gen, {"g": Want(rows.gen, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows,
+                       loop(step, "chunks", gen.n_chunks(cfg.chunk_rows)))["g"][0]
+        values, extra = _pair(g, a, geometry, threshold, cfg, prefixed(progress, "model vs reference"), edges)
 
     def truth_row() -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
         src = truth or reference
         step("truth-sample features")
-        b = _summarise(src, {"b": _Want(rows.truth, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows,
+        b = summarise_voxels(src, {"b": Want(rows.truth, keep, cell_bins)}, geometry, threshold, cfg.chunk_rows,
                        loop(step, "chunks", src.n_chunks(cfg.chunk_rows)))["b"][0]
-        return _pair(b, a, geometry, threshold, cfg, prefixed(progress, "truth vs truth"))
+        return _pair(b, a, geometry, threshold, cfg, prefixed(progress, "truth vs truth"), edges)
 
     key = {"suite_version": CALO_SUITE_VERSION, "config": asdict(cfg), "geometry": geometry.name,
            **rows.identity()}
     truth_values, truth_extra = (store or TruthStore(None)).get_or_compute(key, truth_row)
     metrics = {name: MetricValue(name, v, e, *_DEFS[name][:2], truth_values[name][0], truth_values[name][1],
-                                 _DEFS[name][2]) for name, (v, e) in model.items()}
+                                 _DEFS[name][2]) for name, (v, e) in model_values(values, truth_values).items()}
     settings = {"suite_version": CALO_SUITE_VERSION, "n_showers": rows.n, "geometry": geometry.name,
                 "protocol": rows.protocol(), "threshold_mev": threshold,
-                "lowlevel_showers": int(min(len(a.voxels), len(g.voxels))),
+                "lowlevel_showers": int(min(len(a.voxels), len(a.voxels if g is None else g.voxels))),
                 "classifier": cfg.classifier, "config": asdict(cfg), "details": extra, "truth_details": truth_extra}
     return metrics, settings, {"gen": g, "real": a, "cell_bins": cell_bins, "threshold": threshold}

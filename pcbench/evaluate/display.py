@@ -47,6 +47,11 @@ LABELS: dict[str, str] = {
     "kl_tau32": "KL of tau32 (50 bins)",
     "auc_hl": "AUC, boosted trees on jet observables",
     "auc_pl": "AUC, Deep Sets on particles",
+    # several suites (response per incident-energy bin; correlations of observables)
+    "response_diff": "response <E_vis/E_inc>, mean rel. difference over E_inc bins",
+    "resolution_diff": "resolution sd/mean of E_vis/E_inc, mean rel. difference over bins",
+    "corr_max": "Pearson correlations, largest |difference|",
+    "corr_mean": "Pearson correlations, mean |difference|",
     # CaloChallenge
     "sep_e_ratio": "sep. power of E_vis/E_inc",
     "sep_e_layer": "sep. power of E_layer, mean over layers",
@@ -62,6 +67,8 @@ LABELS: dict[str, str] = {
     "jsd_low": "DNN JSD on voxels",
     "auc_high": "DNN AUC on shower observables",
     "jsd_high": "DNN JSD on shower observables",
+    "auc_cnn": "CNN (ResNet) AUC on voxel images",
+    "jsd_cnn": "CNN (ResNet) JSD on voxel images",
     "precision": "precision (k=5 NN)",
     "recall": "recall (k=5 NN)",
     "density": "density (k=5 NN; 1 = identical)",
@@ -168,8 +175,11 @@ ERRORS: dict[str, str] = {
     "kl_tau32": "std over bootstraps", "auc_hl": "std over the k folds", "auc_pl": "std over the k folds",
     "auc_low": "std over bootstraps of the validation set", "jsd_low": "std over bootstraps",
     "auc_high": "std over bootstraps of the validation set", "jsd_high": "std over bootstraps",
+    "auc_cnn": "std over bootstraps of the validation set", "jsd_cnn": "std over bootstraps",
     "precision": "binomial, sqrt(f (1 - f) / n)", "recall": "binomial, sqrt(f (1 - f) / n)",
     "density": "standard error of the mean", "coverage": "binomial, sqrt(f (1 - f) / n)",
+    "response_diff": "std over bootstraps of both samples", "resolution_diff": "std over bootstraps of both samples",
+    "corr_max": "std over bootstraps of both samples", "corr_mean": "std over bootstraps of both samples",
 }
 
 

@@ -18,11 +18,13 @@ from ..data import JetSet
 from ..metrics import classifier, divergence, emd, frechet, jet_observables, kernel, wasserstein
 from ..errors import IncompatibleError, MetricError
 from .log import loop, prefixed
-from .protocol import half_rows, split_rows
+from ..metrics.null import ks_tests
+from .protocol import Rows, half_rows, split_rows
 from .result import MetricValue
+from .shared_metrics import correlations, model_values
 from .truth_cache import TruthStore
 
-__all__ = ["JET_SUITE_VERSION", "MIN_JETS", "JetSuiteConfig", "jet_features", "jet_suite",
+__all__ = ["JET_SUITE_VERSION", "MIN_JETS", "JetSuiteConfig", "jet_features", "jet_rows", "jet_suite",
            "fpnd_unavailable"]
 
 JET_SUITE_VERSION = "jets-1"
@@ -46,7 +48,12 @@ _DEFS: dict[str, tuple[str, float, str]] = {
     "kl_tau32": ("KL(real||gen) of tau32, 50 bins", 1e3, "lower"),
     "auc_hl": ("ROC AUC of boosted trees on m, pT, multiplicity, tau21, tau32, 36 EFPs (k-fold)", 1.0, "closer to 0.5"),
     "auc_pl": ("ROC AUC of a Deep Sets network on the constituents (k-fold)", 1.0, "closer to 0.5"),
+    "corr_max": ("largest |difference| of the Pearson correlations between m/pT, pT, multiplicity, tau21, tau32 and "
+                 "the 5 EFPs of w1efp", 1e2, "lower"),
+    "corr_mean": ("mean |difference| of the Pearson correlations between the same 10 jet observables", 1e2, "lower"),
 }
+CORRELATED = ("mass", "pt", "multiplicity", "tau21", "tau32")  # with the w1efp EFPs: the correlation metrics' inputs
+KS_OBSERVABLES = ("mass", "multiplicity", "tau21", "tau32")  # per-observable KS tests (record details)
 
 
 @dataclass(frozen=True)
@@ -95,16 +102,26 @@ def _mean_and_rss(means: np.ndarray, stds: np.ndarray) -> tuple[float, float]:
     return float(np.mean(means)), float(np.linalg.norm(stds))
 
 
-def _hl_matrix(f: dict[str, np.ndarray]) -> np.ndarray:
+def hl_matrix(f: dict[str, np.ndarray]) -> np.ndarray:
     return np.column_stack([f["mass"], f["pt"], f["multiplicity"], f["tau21"], f["tau32"], f["efps"]])
 
 
 
 
+def _correlated(f: dict[str, np.ndarray]) -> np.ndarray:
+    """The observables whose correlations are compared: (n, 10)."""
+    return np.column_stack([f[k] for k in CORRELATED] + [f["efps"][:, jet_observables.EFP_W1_INDICES()]])
+
+
+def _correlated_names() -> tuple[str, ...]:
+    return (*CORRELATED, *(f"EFP {i}" for i in jet_observables.EFP_W1_INDICES()))
+
+
 def _pair(gen: JetSet, gf: dict[str, np.ndarray], real: JetSet, rf: dict[str, np.ndarray],
           cfg: JetSuiteConfig, fpnd_type: str | None,
-          step: Callable[[str], None]) -> dict[str, tuple[float, float]]:
-    """Every metric between one 'generated' and one real sample: {name: (value, error)}."""
+          step: Callable[[str], None], extra: dict[str, Any] | None = None) -> dict[str, tuple[float, float]]:
+    """Every metric between one 'generated' and one real sample: {name: (value, error)};
+    ``extra`` receives the details (the correlation difference matrix)."""
     s = cfg.seed
     out: dict[str, tuple[float, float]] = {}
 
@@ -147,10 +164,15 @@ def _pair(gen: JetSet, gf: dict[str, np.ndarray], real: JetSet, rf: dict[str, np
     for name, (a, b) in kl.items():
         if want(name):
             out[name] = divergence.kl_divergence_bootstrap(a, b, cfg.kl_bootstrap, s, cfg.kl_bins)
+    if want("corr_max", "corr_mean"):
+        step("correlations")
+        details = correlations(_correlated(rf), _correlated(gf), _correlated_names(), out, cfg.kl_bootstrap, s)
+        if extra is not None:
+            extra["correlation"] = details
     step("classifiers")
     n = min(cfg.classifier_max_jets, len(real), len(gen))
     if want("auc_hl"):
-        out["auc_hl"] = classifier.hl_classifier_auc(_hl_matrix(rf)[:n], _hl_matrix(gf)[:n], cfg.classifier_folds, s,
+        out["auc_hl"] = classifier.hl_classifier_auc(hl_matrix(rf)[:n], hl_matrix(gf)[:n], cfg.classifier_folds, s,
                                                      loop(step, "boosted trees, folds", cfg.classifier_folds))[:2]
     if want("auc_pl"):
         out["auc_pl"] = classifier.deepsets_classifier_auc(real.particle_features[:n], gen.particle_features[:n],
@@ -160,10 +182,18 @@ def _pair(gen: JetSet, gf: dict[str, np.ndarray], real: JetSet, rf: dict[str, np
     return out
 
 
+def jet_rows(n_gen: int, reference: JetSet, truth: JetSet | None, seed: int, truth_from: str) -> Rows:
+    """The protocol's rows (``protocol.py``): the reference's halves without ``truth``, else the
+    papers' split protocol with ``truth`` the disjoint sample."""
+    if truth is None:
+        return half_rows(n_gen, len(reference), seed, MIN_JETS, "jets")
+    return split_rows(n_gen, len(reference), len(truth), seed, truth_from, MIN_JETS, "jets")
+
+
 def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConfig(),
               jet_type: str | None = None, progress: Callable[[str], None] | None = None,
               truth: JetSet | None = None, truth_from: str = "a disjoint sample",
-              store: TruthStore | None = None,
+              store: TruthStore | None = None, rows: Rows | None = None, model: bool = True,
               ) -> tuple[dict[str, MetricValue], dict[str, Any], dict[str, Any]]:
     """Run the suite; returns the metrics, the settings actually used (sizes, seeds, config, the
     protocol), and the samples compared with their features (``gen``, ``real``: (JetSet,
@@ -172,45 +202,48 @@ def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConf
     With ``truth`` (a disjoint real sample, e.g. another split: the papers' protocol) every
     generated jet is compared with the whole ``reference`` and the truth row is
     min(N_gen, N_truth) jets of ``truth`` against the same reference; without it the reference is
-    cut into halves (``protocol.half_rows``).  ``store`` keeps the truth row on disk.
+    cut into halves (``protocol.half_rows``); ``rows`` overrides that choice (null draws).
+    ``store`` keeps the truth row on disk.  ``model=False``: the truth row alone (values NaN).
     """
     if gen.num_particles != reference.num_particles or (truth is not None and truth.num_particles != reference.num_particles):
         raise IncompatibleError(f"the generated jets have {gen.num_particles} particle slots, the reference "
                                 f"{reference.num_particles}" + ("" if truth is None else f", the truth sample "
                                                                 f"{truth.num_particles}") + ": evaluate against "
                                 "the data set with the same particle count (jetnet30: 30, jetnet150: 150)")
-    if truth is None:
-        rows = half_rows(len(gen), len(reference), cfg.seed, MIN_JETS, "jets")
-        truth_set = reference.subset(rows.truth)
-    else:
-        rows = split_rows(len(gen), len(reference), len(truth), cfg.seed, truth_from, MIN_JETS, "jets")
-        truth_set = truth.subset(rows.truth)
+    rows = rows or jet_rows(len(gen), reference, truth, cfg.seed, truth_from)
+    truth_set = (reference if truth is None else truth).subset(rows.truth)
     real_a, gen_n = reference.subset(rows.ref), gen.subset(rows.gen)
     step = progress or (lambda _msg: None)
     step("features")
-    fa, fg = (jet_features(j, cfg.device) for j in (real_a, gen_n))
+    fa = jet_features(real_a, cfg.device)
     fpnd_type, fpnd_reason = None, fpnd_unavailable(gen.num_particles, jet_type) if cfg.fpnd else "switched off"
     if fpnd_reason is None:
         fpnd_type = jet_type
     elif "fpnd" in cfg.metrics:
         raise MetricError(f"fpnd was requested but cannot be computed: {fpnd_reason}")
-    model = _pair(gen_n, fg, real_a, fa, cfg, fpnd_type, prefixed(progress, "model vs reference"))
+    values, fg, extra = None, None, {}
+    if model:
+        fg = jet_features(gen_n, cfg.device)
+        extra = {"ks": ks_tests({k: fa[k] for k in KS_OBSERVABLES}, {k: fg[k] for k in KS_OBSERVABLES})}
+        values = _pair(gen_n, fg, real_a, fa, cfg, fpnd_type, prefixed(progress, "model vs reference"), extra)
 
     def truth_row() -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
         ft = jet_features(truth_set, cfg.device)
-        return _pair(truth_set, ft, real_a, fa, cfg, fpnd_type, prefixed(progress, "truth vs truth")), {}
+        details = {"ks": ks_tests({k: fa[k] for k in KS_OBSERVABLES}, {k: ft[k] for k in KS_OBSERVABLES})}
+        return _pair(truth_set, ft, real_a, fa, cfg, fpnd_type, prefixed(progress, "truth vs truth"), details), details
 
     key = {"suite_version": JET_SUITE_VERSION, "config": asdict(cfg), "fpnd_type": fpnd_type,
            **rows.identity()}
-    truth_values, _ = (store or TruthStore(None)).get_or_compute(key, truth_row)
+    truth_values, truth_extra = (store or TruthStore(None)).get_or_compute(key, truth_row)
     metrics = {}
-    for name, (value, error) in model.items():
+    for name, (value, error) in model_values(values, truth_values).items():
         definition, scale, better = _DEFS[name]
         metrics[name] = MetricValue(name, value, error, definition, scale, truth_values[name][0],
                                     truth_values[name][1], better)
     settings = {"suite_version": JET_SUITE_VERSION, "n_jets": rows.n, "config": asdict(cfg),
                 "protocol": rows.protocol(), "jet_type": jet_type,
-                "fpnd": "computed" if fpnd_type else f"skipped: {fpnd_reason}"}
+                "fpnd": "computed" if fpnd_type else f"skipped: {fpnd_reason}",
+                "details": extra, "truth_details": truth_extra}
     return metrics, settings, {"gen": (gen_n, fg), "real": (real_a, fa)}
 
 

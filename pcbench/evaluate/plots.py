@@ -112,16 +112,20 @@ def html_report(result: EvaluationResult, plots: list[Path], path: str | os.Path
     """A one-page HTML report: the metric table (quantity, value ± error, truth-vs-truth) and the
     figures, in the words of the sample's kind (jets or showers); parameterised showers say so."""
     from .display import column_scale, fmt_value, label, scale_text
+    from .practice_report import has_significance, practice_html, significance_cells, significance_header
 
     path = Path(path)
     prov = result.provenance
     e = html.escape
     rows = []
+    sig = has_significance(result)
     for m in result.metrics.values():
         scale = column_scale([m.value, m.truth], m.scale)
+        extra = "".join(f"<td>{e(c)}</td>" for c in significance_cells(m)) if sig else ""
         rows.append(f"<tr><td>{e(m.name)}</td><td>{e(label(m.name))}</td><td>{e(scale_text(scale))}</td>"
                     f"<td>{e(fmt_value(m.value, m.error, scale, m.better))}</td>"
-                    f"<td>{e(fmt_value(m.truth, m.truth_error, scale, m.better))}</td><td>{e(m.definition)}</td></tr>")
+                    f"<td>{e(fmt_value(m.truth, m.truth_error, scale, m.better))}</td>{extra}<td>{e(m.definition)}</td></tr>")
+    sig_head = "".join(f"<th>{e(h)}</th>" for h in significance_header) if sig else ""
     imgs = "".join(f'<figure><img src="{e(os.path.relpath(p, path.parent))}" width="420">'
                    f"<figcaption>{e(p.stem)}</figcaption></figure>" for p in plots)
     jets = result.kind == "jets"
@@ -143,8 +147,8 @@ figure{{display:inline-block;margin:4px}}</style></head><body>
 ({e(str(prov.get('config', {}).get('profile')))}), pcbench {e(str(prov.get('pcbench_version')))}.
 Values are mean ± error over batches, folds or bootstraps, printed times the scale; "&lt; b": a distance consistent
 with zero. Definitions: {docs}.</p>{fpnd}
-<table><tr><th>metric</th><th>quantity</th><th>scale</th><th>model</th><th>truth vs truth</th><th>definition</th></tr>
-{"".join(rows)}</table>
+<table><tr><th>metric</th><th>quantity</th><th>scale</th><th>model</th><th>truth vs truth</th>{sig_head}<th>definition</th></tr>
+{"".join(rows)}</table>{practice_html(result)}
 <h2>Distributions (reference filled, generated line; ratio below)</h2>{imgs}</body></html>
 """
     atomic_write_text(path, page)

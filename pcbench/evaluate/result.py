@@ -29,7 +29,8 @@ class MetricValue:
 
     ``value`` and ``error`` are unscaled; ``scale`` is the factor tables multiply by (e.g. 1e3
     for W1M), so that a printed "W1M x 10^3" means what the papers mean.  ``truth`` and
-    ``truth_error`` hold the truth-vs-truth value (two disjoint real samples of the same size).
+    ``truth_error`` hold the truth-vs-truth value (two disjoint real samples of the same size);
+    ``p_value``, ``z`` and ``equivalent_size`` where the evaluation computed them.
     """
 
     name: str
@@ -40,6 +41,9 @@ class MetricValue:
     truth: float | None = None
     truth_error: float | None = None
     better: str = "lower"  # "lower", "higher" or "closer to 0.5"
+    p_value: float | None = None  # against reference-vs-reference resamples (``--null K``; significance.py)
+    z: float | None = None  # (badness - null mean) / null sd, positive: worse than the null's mean
+    equivalent_size: str | None = None  # reference sample size that scores as badly (``--equivalent-stats``)
 
     def scaled(self, x: float | None) -> float | None:
         return None if x is None else x * self.scale
@@ -54,14 +58,15 @@ class EvaluationResult:
     metrics: dict[str, MetricValue]
     provenance: dict[str, Any] = field(default_factory=dict)
     record_version: int = RECORD_VERSION
+    per_bin: dict[str, Any] | None = None  # the suite per bin of a condition (``--per-bin``; breakdown.py)
 
     def to_json(self) -> str:
         """Strict JSON (non-finite numbers as ``null``): same record, same bytes.
 
         Keys are sorted except the metrics, which keep the suite's order (the order of a table's
         columns whether it is built from records on disk or in memory)."""
-        data = _sorted_keys(_finite_or_null(asdict(self)))
-        data["metrics"] = {name: _sorted_keys(_finite_or_null(asdict(m))) for name, m in self.metrics.items()}
+        data = _sorted_keys(finite_or_null(asdict(self)))
+        data["metrics"] = {name: _sorted_keys(finite_or_null(asdict(m))) for name, m in self.metrics.items()}
         return json.dumps(data, indent=1, allow_nan=False) + "\n"
 
     @classmethod
@@ -112,12 +117,12 @@ def _sorted_keys(obj: Any) -> Any:
     return obj
 
 
-def _finite_or_null(obj: Any) -> Any:
+def finite_or_null(obj: Any) -> Any:
     """``obj`` with every non-finite float (NaN, +-inf) replaced by None, recursively."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _finite_or_null(v) for k, v in obj.items()}
+        return {k: finite_or_null(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite_or_null(v) for v in obj]
+        return [finite_or_null(v) for v in obj]
     return obj

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import __version__
 from .._io import atomic_write_text
-from .result import _finite_or_null
+from .result import finite_or_null
 
 __all__ = ["TruthStore", "code_identity"]
 
@@ -84,6 +84,6 @@ class TruthStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             entry = {"identity": self.identity, "settings": settings, "pcbench": __version__, "code": code_identity(),
                      "values": {k: [_finite(float(v)), _finite(float(e))] for k, (v, e) in values.items()},
-                     "details": _finite_or_null(details)}
+                     "details": finite_or_null(details)}
             atomic_write_text(path, json.dumps(entry, indent=1, sort_keys=True, default=str, allow_nan=False) + "\n")
         return values, details

@@ -11,6 +11,7 @@ wrong type, or a missing required key is a :class:`ConfigError` naming the file 
     train: {seed: 0}
     sample: {energies_from: reference, seed: 0, batch_size: 64}
     evaluate: {profile: fast, plots: true}
+    cost: {batches: [1, 100], threads: [1], repeats: 3, pareto: w1_e_ratio}   # pcbench time (optional)
     models:
       - {name: shower-baseline}
       - {name: caloclouds2, label: caloclouds2, set: {diffusion_steps: 50}, max_minutes: 5}
@@ -32,7 +33,7 @@ import yaml
 from ..data.simulate.targets import JET_TARGETS, SHOWER_TARGETS
 from ..errors import ConfigError
 
-__all__ = ["DataConfig", "TrainConfig", "SampleConfig", "EvaluateConfig", "ModelEntry", "ToleranceConfig",
+__all__ = ["DataConfig", "TrainConfig", "SampleConfig", "EvaluateConfig", "CostConfig", "ModelEntry", "ToleranceConfig",
            "LeaderboardConfig", "load_config", "parse_config", "SIMULATED"]
 
 #: ``data.simulate`` values: the offline data of each kind
@@ -86,11 +87,30 @@ class SampleConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """The suite's profile and metrics (empty: all), and whether to write figures and reports."""
+    """The suite's profile and metrics (empty: all), and whether to write figures and reports;
+    the per-bin runs, null draws and equivalent statistics of ``evaluate`` (its arguments of the
+    same names, ``docs/evaluation-practice.md``)."""
 
     profile: str = "fast"
     metrics: tuple[str, ...] = ()
     plots: bool = False
+    per_bin: bool = False
+    energy_bins: str = "auto"
+    jet_bins: str = "pt:4"
+    null: int = 0
+    equivalent_stats: bool = False
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """``pcbench time`` for every row (``models/cost.py``): the batch sizes [objects per call]
+    and torch thread counts to time, and the timed repeats; no ``batches``: not measured.
+    ``pareto``: a metric whose Pareto figure against time per object is written with the tables."""
+
+    batches: tuple[int, ...] = ()
+    threads: tuple[int, ...] = (1,)
+    repeats: int = 3
+    pareto: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +151,7 @@ class LeaderboardConfig:
     train: TrainConfig = TrainConfig()
     sample: SampleConfig = SampleConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    cost: CostConfig = CostConfig()
     tolerance: ToleranceConfig = ToleranceConfig()
 
     @property

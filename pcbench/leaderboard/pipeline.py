@@ -169,9 +169,50 @@ def _sample(cfg: LeaderboardConfig, ckpt: Path, out: Path, data: _Data, energies
     return sample(ckpt, out, n, sm.batch_size, cfg.train.device, sm.seed, energies).n
 
 
+def _check_pareto(cfg: LeaderboardConfig) -> None:
+    """``cost.pareto`` names a metric the config computes (checked before any training)."""
+    from ..errors import ConfigError
+    from ..evaluate.calochallenge import CaloSuiteConfig
+    from ..evaluate.ild import ILDSuiteConfig
+    from ..evaluate.jets import JetSuiteConfig
+
+    m = cfg.cost.pareto
+    known = set(cfg.evaluate.metrics) or set(JetSuiteConfig.METRICS if cfg.kind == "jets" else
+                                             (*CaloSuiteConfig.METRICS, *ILDSuiteConfig.METRICS))
+    if m is not None and m not in known:
+        raise ConfigError(f"{cfg.name}: cost.pareto {m!r} is not a metric this config computes "
+                          f"(expected one of {', '.join(sorted(known))})")
+    if m is not None and not cfg.cost.batches:
+        raise ConfigError(f"{cfg.name}: cost.pareto needs cost.batches (the batch sizes to time)")
+
+
+def _cost(cfg: LeaderboardConfig, ckpt: Path, rec: EvaluationResult, records: Path) -> None:
+    """Time the row's checkpoint (``models.cost.measure_cost``), write its cost record beside the
+    checkpoint (where ``pcbench time`` writes it) and add the summary to the evaluation record's
+    provenance (``cost``), rewritten in ``records``."""
+    from ..evaluate import safe_name
+    from ..models.cost import measure_cost
+
+    c = measure_cost(ckpt, cfg.train.device, cfg.cost.batches, cfg.cost.threads, cfg.cost.repeats)
+    c.write(ckpt.with_suffix(".cost.json"))
+    rec.provenance["cost"] = cost_summary(c)
+    rec.write(records / f"{safe_name(rec.model)}.json")
+
+
+def cost_summary(c: Any) -> dict[str, Any]:
+    """What a record keeps of a cost record: parameters read while sampling, FLOPs per object,
+    and ms per object (mean, std, repeats) per batch and thread count."""
+    used = c.parameters.get("used_in_sampling")
+    return {"parameters": c.parameters["total"] if used is None else used,
+            "flops_per_object": c.flops.get("per_object"), "device": c.device,
+            "timings": [{"batch": t.batch, "threads": t.threads, "ms_per_object": t.ms_per_object,
+                         "ms_per_object_std": t.ms_per_object_std, "loaded": t.loaded} for t in c.timings]}
+
+
 def _run(cfg: LeaderboardConfig, work: Path, out_dir: str | os.PathLike[str] | None, cache: Cache, plots: bool,
          progress: bool, log: Callable[[str], None]) -> list[EvaluationResult]:
     objects = cfg.kind
+    _check_pareto(cfg)
     log("stage: data (simulate or load the reference data set)")
     data = _data(cfg, work, cache, progress)
     log(f"data: {data.name}: {len(data.train)} training (also the truth row's sample), "
@@ -192,6 +233,7 @@ def _run(cfg: LeaderboardConfig, work: Path, out_dir: str | os.PathLike[str] | N
         log(f"{stage} sampling")
         n = _sample(cfg, ckpt, samples, data, energies)
         log(f"{stage} evaluating")
+        ev = cfg.evaluate
         # the files hold the config's splits: the record names the data set and split, not temporary paths
         names = {"samples": samples.name, "platform": platform_fingerprint(), "config_name": cfg.name}
         if data.truth != "auto":
@@ -199,10 +241,19 @@ def _run(cfg: LeaderboardConfig, work: Path, out_dir: str | os.PathLike[str] | N
                           "truth": data.name, "truth_split": "train", "truth_file": Path(data.truth).name,
                           "truth_sample": f"{data.name} train split"})
         rec = evaluate(samples, data.reference, spec.row, cfg.evaluate.profile, out_dir=out / "records", plots=plots,
-                       metrics=cfg.evaluate.metrics, truth=data.truth, cache=cache, names=names)
+                       metrics=cfg.evaluate.metrics, truth=data.truth, cache=cache, names=names,
+                       per_bin=ev.per_bin, energy_bins=ev.energy_bins, jet_bins=ev.jet_bins, null=ev.null,
+                       equivalent_stats=ev.equivalent_stats)
+        if cfg.cost.batches:
+            log(f"{stage} timing (pcbench time)")
+            _cost(cfg, ckpt, rec, out / "records")
         records.append(rec)
         trained = f"{rec_epochs(ckpt)} epochs trained (best kept: {ckpt.name})" if objects == "jets" else "trained"
         log(f"{spec.row}: {trained}, {n} {objects} sampled, evaluated")
     if out_dir is not None:
         write_tables(build_tables(records, published_rows()), out_dir)
+        if cfg.cost.pareto:
+            from .pareto import pareto_figure
+
+            pareto_figure(records, cfg.cost.pareto, Path(out_dir) / f"pareto_{cfg.cost.pareto}.png")
     return records

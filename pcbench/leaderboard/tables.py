@@ -175,6 +175,14 @@ def _model_line(r: EvaluationResult) -> str:
         loaded = (hw.get("load") or {}).get("loaded")
         flag = "; measured on a LOADED machine" if loaded else ""
         parts.append(f"{per} per {unit} ({where or 'machine not recorded'}, warm-up excluded{flag})")
+    cost = prov.get("cost")
+    if cost:
+        unit = "jet" if r.kind == "jets" else "shower"
+        cells = "; ".join(f"batch {t['batch']}, {t['threads']} thread(s): {fmt_number(t['ms_per_object'], 3)} ± "
+                          f"{fmt_number(t['ms_per_object_std'] or 0.0, 2)} ms" for t in cost["timings"])
+        flops = cost.get("flops_per_object")
+        parts.append(f"pcbench time on {cost['device']}: {cells} per {unit}; {cost['parameters']:,} parameters used in "
+                     f"sampling" + (f", {fmt_number(flops, 3)} FLOPs per {unit}" if flops is not None else ""))
     return ", ".join(parts)
 
 
