@@ -22,6 +22,7 @@ from pcbench.models.jets.mpgan import MPLayer
 TINY = {
     "epic-gan": {"hidden": 16, "gen_layers": 1, "disc_layers": 1, "batch_size": 32},
     "epic-fm": {"hidden": 16, "layers": 1, "batch_size": 32, "steps": 4},
+    "epic-jedi": {"hidden": 16, "layers": 1, "batch_size": 32, "steps": 4, "warmup": 10},
     "mp-gan": {"latent_node": 8, "disc_node": 8, "fe": [8], "fn": [8], "fnd": [8], "batch_size": 32,
                "disc_dropout": 0.0},  # the paper's 0.5 drops whole scores of an 8-wide critic: too noisy for 40 steps
     "independent": {},
@@ -97,7 +98,7 @@ def test_mp_gan_scales_features_into_its_tanh_range(jets):
     assert x.std(0).numpy() == pytest.approx([0.2, 0.2, 0.2], rel=1e-3)
 
 
-@pytest.mark.parametrize("name", ["epic-gan", "epic-fm", "mp-gan"])
+@pytest.mark.parametrize("name", ["epic-gan", "epic-fm", "epic-jedi", "mp-gan"])
 def test_checkpoint_round_trip_gives_identical_samples(name, jets, tmp_path):
     ckpt = train(name, tiny(name), jets, TrainOptions(epochs=1, out_dir=tmp_path, val_every=0, progress=False))
     model, payload = load_generator(ckpt)

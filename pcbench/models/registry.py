@@ -14,6 +14,7 @@ from .jets.base import JetGenerator, JetStats
 from .jets.baseline import IndependentParticles
 from .jets.epic_fm import EPiCFM
 from .jets.epic_gan import EPiCGAN
+from .jets.epic_jedi import EPiCJeDi
 from .jets.mpgan import MPGAN
 from .showers.baseline import IndependentShowerPoints
 from .showers.caloclouds import CaloClouds
@@ -25,7 +26,7 @@ __all__ = ["GENERATORS", "MODELS", "SHOWER_MODELS", "build_model", "generator_cl
 
 #: every generator: name -> class (its ``kind``: jets or showers)
 GENERATORS: dict[str, type[Generator]] = {m.name: m for m in (
-    EPiCGAN, EPiCFM, MPGAN, IndependentParticles,
+    EPiCGAN, EPiCFM, EPiCJeDi, MPGAN, IndependentParticles,
     CaloClouds, CaloClouds2, CaloClouds2CM, IndependentShowerPoints,
 )}
 #: the jet generators and the shower generators (views of ``GENERATORS``, kept by ``register``)

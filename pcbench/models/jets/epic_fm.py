@@ -20,7 +20,7 @@ from ...data import JetSet
 from .base import JetGenerator, JetStats
 from .epic import EPiCNetwork
 
-__all__ = ["EPiCFM", "ode_solve"]
+__all__ = ["EPiCFM", "ode_solve", "jet_conditions", "training_conditions"]
 
 
 def ode_solve(f, x: torch.Tensor, t0: float, t1: float, steps: int, method: str = "midpoint") -> torch.Tensor:
@@ -38,6 +38,27 @@ def ode_solve(f, x: torch.Tensor, t0: float, t1: float, steps: int, method: str 
     return x
 
 
+def jet_conditions(x: torch.Tensor, stats: JetStats) -> torch.Tensor:
+    """(B, 2) standardised relative mass and pT of normalised clouds x (B, n, 3)."""
+    p = stats.denormalise(x.double())
+    eta, phi, pt = p[..., 0], p[..., 1], p[..., 2]
+    e, px, py, pz = (pt * torch.cosh(eta)).sum(1), (pt * torch.cos(phi)).sum(1), (pt * torch.sin(phi)).sum(1), (pt * torch.sinh(eta)).sum(1)
+    mass = torch.sqrt(torch.clamp(e * e - px * px - py * py - pz * pz, min=0))
+    return torch.stack([mass * 10 - 1, torch.hypot(px, py) * 10 - 10], 1).float()
+
+
+def training_conditions(jets: JetSet, stats: JetStats) -> np.ndarray:
+    """(N, 2) ``jet_conditions`` of every training jet, each on its real particles (conditional
+    generation draws them jointly from these)."""
+    x = stats.normalise(torch.as_tensor(jets.particles, dtype=torch.float64))
+    counts = jets.mask.sum(1)
+    conditions = np.zeros((len(counts), 2), np.float32)
+    for m in np.unique(counts):
+        rows = np.flatnonzero(counts == m)
+        conditions[rows] = jet_conditions(x[rows, :m], stats).numpy()
+    return conditions if len(conditions) else np.zeros((1, 2), np.float32)
+
+
 class EPiCFM(JetGenerator):
     """EPiC-FM; conditions: the time t (and, if conditional, relative jet mass and pT)."""
 
@@ -53,15 +74,7 @@ class EPiCFM(JetGenerator):
     def build(cls, config: dict[str, Any], stats: JetStats, jets: JetSet | None = None) -> EPiCFM:
         """With ``conditional``, the (N, 2) conditions of every training jet, each computed on its
         real particles, for sampling (drawn jointly from the training jets)."""
-        conditions = None
-        if jets is not None and config.get("conditional"):
-            x = stats.normalise(torch.as_tensor(jets.particles, dtype=torch.float64))
-            counts = jets.mask.sum(1)
-            conditions = np.zeros((len(counts), 2), np.float32)
-            for m in np.unique(counts):
-                rows = np.flatnonzero(counts == m)
-                conditions[rows] = cls.jet_conditions(x[rows, :m], stats).numpy()
-            conditions = conditions if len(conditions) else np.zeros((1, 2), np.float32)
+        conditions = training_conditions(jets, stats) if jets is not None and config.get("conditional") else None
         return cls(config, stats, conditions)
 
     def __init__(self, config: dict[str, Any], stats: JetStats, conditions: np.ndarray | None = None):
@@ -82,15 +95,6 @@ class EPiCFM(JetGenerator):
     def _cond(self, t: torch.Tensor, jet_cond: torch.Tensor | None) -> torch.Tensor:
         return t[:, None] if jet_cond is None else torch.cat([t[:, None], jet_cond], 1)
 
-    @staticmethod
-    def jet_conditions(x: torch.Tensor, stats: JetStats) -> torch.Tensor:
-        """(B, 2) standardised relative mass and pT of denormalised-able clouds x (B, n, 3)."""
-        p = stats.denormalise(x.double())
-        eta, phi, pt = p[..., 0], p[..., 1], p[..., 2]
-        e, px, py, pz = (pt * torch.cosh(eta)).sum(1), (pt * torch.cos(phi)).sum(1), (pt * torch.sin(phi)).sum(1), (pt * torch.sinh(eta)).sum(1)
-        mass = torch.sqrt(torch.clamp(e * e - px * px - py * py - pz * pz, min=0))
-        return torch.stack([mass * 10 - 1, torch.hypot(px, py) * 10 - 10], 1).float()
-
     def training_step(self, x, optimizers, modules):
         net = modules["net"]
         b = x.shape[0]
@@ -99,7 +103,7 @@ class EPiCFM(JetGenerator):
         eps = torch.randn_like(x)
         tt = t[:, None, None]
         xt = (1 - tt) * x + (s + (1 - s) * tt) * eps
-        cond = self._cond(t, self.jet_conditions(x, self.stats) if self.config["conditional"] else None)
+        cond = self._cond(t, jet_conditions(x, self.stats) if self.config["conditional"] else None)
         loss = ((net(cond, xt, cond) - ((1 - s) * eps - x)) ** 2).mean()
         optimizers["net"].zero_grad()
         loss.backward()
