@@ -110,9 +110,7 @@ def evaluate(samples: str | os.PathLike[str], reference: str, model: str | None 
                                                    _truth_name(truth_info), store)
     except IncompatibleError as exc:
         raise IncompatibleError(f"{samples} against {reference}: {exc}") from None
-    from .jets import jet_rows
-
-    rows = jet_rows(len(gen), ref, truth_set, cfg.seed, _truth_name(truth_info))
+    rows = samples_used["rows"]
 
     def suite_on(r: Any, model: bool = True, c: JetSuiteConfig = cfg) -> dict[str, MetricValue]:
         return jet_suite(gen, ref, c, jet_type, None, truth_set, _truth_name(truth_info), store, rows=r,

@@ -197,7 +197,7 @@ def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConf
               ) -> tuple[dict[str, MetricValue], dict[str, Any], dict[str, Any]]:
     """Run the suite; returns the metrics, the settings actually used (sizes, seeds, config, the
     protocol), and the samples compared with their features (``gen``, ``real``: (JetSet,
-    features)) for plots.
+    features)) for plots, with the protocol's ``rows``.
 
     With ``truth`` (a disjoint real sample, e.g. another split: the papers' protocol) every
     generated jet is compared with the whole ``reference`` and the truth row is
@@ -244,7 +244,7 @@ def jet_suite(gen: JetSet, reference: JetSet, cfg: JetSuiteConfig = JetSuiteConf
                 "protocol": rows.protocol(), "jet_type": jet_type,
                 "fpnd": "computed" if fpnd_type else f"skipped: {fpnd_reason}",
                 "details": extra, "truth_details": truth_extra}
-    return metrics, settings, {"gen": (gen_n, fg), "real": (real_a, fa)}
+    return metrics, settings, {"gen": (gen_n, fg), "real": (real_a, fa), "rows": rows}
 
 
 def fpnd_unavailable(num_particles: int, jet_type: str | None) -> str | None:
