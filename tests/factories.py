@@ -66,3 +66,26 @@ def write_h5(path: Path, attrs: dict | None = None, **datasets: np.ndarray) -> P
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
     return path
+
+
+def jet_cli_round_trip(name: str, jets, tmp_path: Path, sets: dict[str, object]) -> str:
+    """``pcbench train NAME`` (1 epoch, ``--set`` each of ``sets``) -> ``sample`` 60 jets ->
+    ``evaluate`` (W1M, W1P) on ``jets``, asserting every step; returns the evaluate output."""
+    from click.testing import CliRunner
+
+    from pcbench.cli import cli
+    from pcbench.data import read, validate_file, write
+
+    data = write(tmp_path / "jets.h5", jets)
+    opts = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    res = CliRunner().invoke(cli, ["train", name, "--data-file", str(data), "--epochs", "1", "--out",
+                                   str(tmp_path / "run"), *opts])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["sample", str(tmp_path / "run" / "last.pt"), "-n", "60", "-o", str(tmp_path / "s.h5")])
+    assert res.exit_code == 0, res.output
+    assert validate_file(tmp_path / "s.h5").ok and read(tmp_path / "s.h5").attrs["model"] == name
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "s.h5"), "--reference", str(data), "--profile", "fast",
+                                   "--metrics", "w1m,w1p", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert "W1 of jet m/pT" in res.output
+    return res.output

@@ -9,7 +9,7 @@ import pytest
 
 from factories import jetnet_arrays, write_h5
 from pcbench.data.formats import data_md5
-from pcbench.evaluate.display import column_scale, consistent_with_zero, fmt_number, fmt_value, header, scale_text
+from pcbench.evaluate.display import column_scale, consistent_with_zero, fmt_flops, fmt_number, fmt_value, header, scale_text
 from pcbench.evaluate.plots import ratio_histogram
 from pcbench.evaluate.result import EvaluationResult, MetricValue
 
@@ -55,6 +55,12 @@ def test_fixed_notation_never_prints_an_exponent():
     for x in (1.23e-7, 4.5e8, -2.2e-5, 0.0):
         assert "e" not in fmt_number(x).lower()
     assert consistent_with_zero(-1e-9, None, "lower") and not consistent_with_zero(0.3, 0.1, "lower")
+
+
+@pytest.mark.parametrize("flops, text", [(350, "350 FLOP"), (30_652, "30.7 kFLOP"), (2.75e10, "27.5 GFLOP"),
+                                         (1_000_000, "1.00 MFLOP")])
+def test_flops_print_with_their_si_prefix(flops, text):
+    assert fmt_flops(flops) == text
 
 
 def test_ratio_panel_marks_points_beyond_its_range(tmp_path):

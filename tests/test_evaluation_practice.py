@@ -4,6 +4,8 @@ correlation metrics, their report and figures."""
 
 from __future__ import annotations
 
+import math
+
 import json
 import shutil
 
@@ -109,8 +111,10 @@ def test_auc_cnn_runs_in_the_calochallenge_suite_and_says_when_it_is_unsettled(s
     d, ref, gen, _ = showers
     r = evaluate(gen, str(ref), profile="fast", metrics=("auc_cnn",))
     m = r.metrics["auc_cnn"]
-    assert 0.0 <= m.value <= 1.0 and m.error > 0 and m.better == "closer to 0.5"
-    assert 0.0 <= m.truth <= 1.0 and "jsd_cnn" in r.metrics
     cnn = r.provenance["details"]["classifier_cnn"]
     assert cnn["n_per_class"] == 250 and cnn["steps_per_epoch"] == 3  # 2 x 250 x 0.6 training rows / batch 100
     assert cnn["settled"] is False  # 3 steps x 10 epochs: below the 150 the BatchNorm statistics need
+    # so the value is not reported (a table prints "-" and says why); the run's number is kept, labelled
+    assert math.isnan(m.value) and math.isnan(m.truth) and math.isnan(r.metrics["jsd_cnn"].value)
+    assert 0.0 <= cnn["unsettled_auc"] <= 1.0 and cnn["not_reported"].startswith("30 optimiser steps (< 150)")
+    assert m.better == "closer to 0.5"

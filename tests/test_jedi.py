@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from pcbench.cli import cli
-from pcbench.data import JetSet, read, validate_file, write
+from factories import jet_cli_round_trip
+from pcbench.data import JetSet
 from pcbench.data.simulate.jets import JetSimConfig, simulate_jet_chunk
 from pcbench.models import build_model, model_config
 from pcbench.models.jets.local_epic import LocalEPiC, ScalarWeightNormLinear
+from pcbench.models.jets.normformer import PCJeDiTransformer
 from pcbench.models.jets.vp_diffusion import CALLS_PER_STEP, VPSchedule, jedi_sample, time_encoding
 
 MU, S = 0.7, 0.4  # the data: N(MU, S^2) per coordinate
@@ -45,12 +45,13 @@ def test_schedule_identities():
     assert enc.shape == (2, 32) and torch.all(enc[0] == 1) and enc.abs().max() <= 1
 
 
-def test_ode_samplers_have_their_order_and_ddim_em_converge():
+@pytest.mark.parametrize("max_sr", [0.999, 1.0])  # EPiC-JeDi's and PC-JeDi's schedules
+def test_ode_samplers_have_their_order_and_ddim_em_converge(max_sr):
     """With the exact noise predictor the probability-flow ODE maps x_1 affinely onto the t = 0
     marginal: x_0 = alpha_0 MU + S_0 / S_1 (x_1 - alpha_1 MU), S_t^2 = alpha_t^2 S^2 + sigma_t^2."""
     torch.set_default_dtype(torch.float64)
     try:
-        sch = VPSchedule()
+        sch = VPSchedule(max_sr, 0.02)
         x1 = torch.randn(50, 4, 3, generator=torch.Generator().manual_seed(0))
         (a1, s1), (a0, s0) = (sch.alpha_sigma(torch.tensor(v)) for v in (1.0, 0.0))
         exact = a0 * MU + math.sqrt(a0 ** 2 * S * S + s0 ** 2) / math.sqrt(a1 ** 2 * S * S + s1 ** 2) * (x1 - a1 * MU)
@@ -107,17 +108,8 @@ def test_epic_jedi_loss_falls_and_sampling_is_seeded(jets):
 
 
 def test_epic_jedi_through_the_cli(jets, tmp_path):
-    data = write(tmp_path / "t.h5", jets)
-    res = CliRunner().invoke(cli, ["train", "epic-jedi", "--data-file", str(data), "--epochs", "1", "--out",
-                                   str(tmp_path / "run"), "--set", "hidden=16", "--set", "layers=1", "--set", "steps=3"])
-    assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(cli, ["sample", str(tmp_path / "run" / "last.pt"), "-n", "60", "-o", str(tmp_path / "s.h5")])
-    assert res.exit_code == 0, res.output
-    assert validate_file(tmp_path / "s.h5").ok and read(tmp_path / "s.h5").attrs["model"] == "epic-jedi"
-    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "s.h5"), "--reference", str(data), "--profile", "fast",
-                                   "--metrics", "w1m,w1p", "--out", str(tmp_path / "out")])
-    assert res.exit_code == 0, res.output
-    assert "W1 of jet m/pT" in res.output
+    jet_cli_round_trip("epic-jedi", jets, tmp_path, {"hidden": 16, "layers": 1, "steps": 3})
+
 
 
 def test_conditional_epic_jedi_draws_conditions_of_the_generated_multiplicity(jets, tmp_path):
@@ -136,3 +128,67 @@ def test_conditional_epic_jedi_draws_conditions_of_the_generated_multiplicity(je
     ckpt = train("epic-jedi", cfg, jets, TrainOptions(epochs=1, out_dir=tmp_path, val_every=0, progress=False))
     a, b = (load_generator(ckpt)[0].sample(20, seed=2) for _ in range(2))
     assert np.array_equal(a.particle_features, b.particle_features)
+
+
+def test_beta_over_sigma_is_finite_where_sigma_vanishes():
+    sch = VPSchedule(1.0, 0.02)  # PC-JeDi's schedule: sigma(0) = 0
+    t = torch.tensor([0.0, 0.4, 0.9], dtype=torch.float64)
+    assert sch.alpha_sigma(t)[1][0].item() == 0.0
+    ratio = sch.beta_over_sigma(t)
+    assert torch.isfinite(ratio).all() and ratio[0].item() == pytest.approx(2 * math.acos(0.02))
+    torch.testing.assert_close(ratio[1:], sch.beta(t[1:]) / sch.alpha_sigma(t[1:])[1])
+    predict, _ = _exact_predictor(sch)  # RK4's last stage evaluates at t = 0
+    x = jedi_sample(predict, torch.randn(30, 2, 3, dtype=torch.float64), sch, 20, "rk4")
+    assert torch.isfinite(x).all()
+
+
+def test_pc_jedi_transformer_is_permutation_equivariant_and_sees_the_condition():
+    torch.manual_seed(0)
+    net = PCJeDiTransformer(3, 6, model_dim=16, layers=2, heads=4, ff_hidden=24, embed_hidden=20, ctxt_hidden=12,
+                            ctxt_blocks=2, ctxt_dim=8)
+    x, c = torch.randn(2, 11, 3), torch.randn(2, 6)
+    perm = torch.randperm(11)
+    torch.testing.assert_close(net(x[:, perm], c), net(x, c)[:, perm])
+    assert not torch.allclose(net(x, c), net(x, c + 1.0))  # the context enters
+    with pytest.raises(ValueError, match="multiple of heads"):
+        PCJeDiTransformer(3, 6, 10, 1, 4, 8, 8, 8, 1, 4)
+
+
+def _tiny_pc_jedi(**over):
+    return model_config("pc-jedi", "small", model_dim=16, layers=1, heads=2, ff_hidden=16, embed_hidden=16,
+                        ctxt_hidden=16, ctxt_dim=8, warmup=5, **over)
+
+
+def test_pc_jedi_log_pt_features_invert_and_are_standardised(jets):
+    model = build_model("pc-jedi", _tiny_pc_jedi(), jets)
+    lp = np.log(jets.particles[jets.mask][:, 2].astype(np.float64))
+    assert model.log_pt.tolist() == pytest.approx([lp.mean(), lp.std()], rel=1e-9)
+    x = model.stats.normalise(torch.as_tensor(jets.particles, dtype=torch.float64))
+    z = model._to_net(x)[torch.as_tensor(jets.mask)]  # every real particle: mean 0, sd 1 by construction
+    assert z[:, 2].mean().item() == pytest.approx(0.0, abs=1e-9) and z[:, 2].std(correction=0).item() == pytest.approx(1.0)
+    torch.testing.assert_close(z[:, :2], x[torch.as_tensor(jets.mask)][:, :2])
+    torch.testing.assert_close(model._from_net(z), x[torch.as_tensor(jets.mask)], rtol=1e-9, atol=1e-9)
+
+
+def test_pc_jedi_loss_falls_and_checkpoints_restore_its_buffers(jets, tmp_path):
+    from pcbench.models import TrainOptions, load_generator, train
+
+    torch.manual_seed(0)
+    model = build_model("pc-jedi", _tiny_pc_jedi(), jets)
+    x = model.stats.normalise(torch.as_tensor(jets.particles[jets.mask.sum(1) >= 20][:32, :20], dtype=torch.float32))
+    opt = model.make_optimizers()
+    losses = [model.training_step(x, opt, model.trainable())["loss"] for _ in range(80)]
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
+    ckpt = train("pc-jedi", _tiny_pc_jedi(batch_size=32, steps=3), jets,
+                 TrainOptions(epochs=1, out_dir=tmp_path, val_every=0, progress=False))
+    restored = load_generator(ckpt)[0]
+    fresh = build_model("pc-jedi", _tiny_pc_jedi(), jets)
+    torch.testing.assert_close(restored.log_pt, fresh.log_pt, rtol=0, atol=0)  # from the checkpoint, not defaults
+    torch.testing.assert_close(restored.train_conditions, fresh.train_conditions, rtol=0, atol=0)
+    a, b = restored.sample(25, seed=1), load_generator(ckpt)[0].sample(25, seed=1)
+    assert np.array_equal(a.particle_features, b.particle_features)
+
+
+def test_pc_jedi_through_the_cli(jets, tmp_path):
+    jet_cli_round_trip("pc-jedi", jets, tmp_path, {"model_dim": 16, "layers": 1, "heads": 2, "ff_hidden": 16,
+                                                  "embed_hidden": 16, "ctxt_hidden": 8, "ctxt_dim": 8, "steps": 3})

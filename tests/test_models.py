@@ -23,6 +23,11 @@ TINY = {
     "epic-gan": {"hidden": 16, "gen_layers": 1, "disc_layers": 1, "batch_size": 32},
     "epic-fm": {"hidden": 16, "layers": 1, "batch_size": 32, "steps": 4},
     "epic-jedi": {"hidden": 16, "layers": 1, "batch_size": 32, "steps": 4, "warmup": 10},
+    "pc-jedi": {"model_dim": 16, "layers": 1, "heads": 2, "ff_hidden": 16, "embed_hidden": 16, "ctxt_hidden": 16,
+                "ctxt_dim": 8, "batch_size": 32, "steps": 4, "warmup": 10},
+    "mdma": {"gen_hidden": 8, "gen_heads": 2, "gen_layers": 2, "disc_hidden": 8, "disc_heads": 2, "batch_size": 32,
+             "warmup": 5},
+    "deeptree-gan": {"hidden": 8, "critic_heads": 2, "batch_size": 32},
     "mp-gan": {"latent_node": 8, "disc_node": 8, "fe": [8], "fn": [8], "fnd": [8], "batch_size": 32,
                "disc_dropout": 0.0},  # the paper's 0.5 drops whole scores of an 8-wide critic: too noisy for 40 steps
     "independent": {},
@@ -98,7 +103,7 @@ def test_mp_gan_scales_features_into_its_tanh_range(jets):
     assert x.std(0).numpy() == pytest.approx([0.2, 0.2, 0.2], rel=1e-3)
 
 
-@pytest.mark.parametrize("name", ["epic-gan", "epic-fm", "epic-jedi", "mp-gan"])
+@pytest.mark.parametrize("name", ["epic-gan", "epic-fm", "epic-jedi", "pc-jedi", "mdma", "deeptree-gan", "mp-gan"])
 def test_checkpoint_round_trip_gives_identical_samples(name, jets, tmp_path):
     ckpt = train(name, tiny(name), jets, TrainOptions(epochs=1, out_dir=tmp_path, val_every=0, progress=False))
     model, payload = load_generator(ckpt)
@@ -117,7 +122,7 @@ def test_flow_matching_loss_falls(jets):
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
 
 
-@pytest.mark.parametrize("name", ["epic-gan", "mp-gan"])
+@pytest.mark.parametrize("name", ["epic-gan", "mdma", "deeptree-gan", "mp-gan"])
 def test_gan_critic_learns(name, jets):
     torch.manual_seed(0)
     model = build_model(name, tiny(name), jets)
@@ -158,24 +163,25 @@ def test_best_epoch_is_kept_by_validation_w1m(jets, tmp_path):
     assert payload["epoch"] == 1 + int(np.argmin(vals))
 
 
-def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
+def _ddp_worker(rank: int, world: int, port: int, data: str, out: str, name: str = "epic-fm") -> None:
     """One torchrun-like process: the environment torchrun would set, then the ordinary train()."""
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
     torch.set_num_threads(1)
-    train("epic-fm", tiny("epic-fm"), read(data), TrainOptions(epochs=1, out_dir=out, val_every=0, progress=False))
+    train(name, tiny(name), read(data), TrainOptions(epochs=1, out_dir=out, val_every=0, progress=False))
     torch.distributed.destroy_process_group()
 
 
-def test_ddp_with_two_gloo_processes(jets, tmp_path):
+@pytest.mark.parametrize("name", ["epic-fm", "pc-jedi", "deeptree-gan"])
+def test_ddp_with_two_gloo_processes(name, jets, tmp_path):
     data = write(tmp_path / "jets.h5", jets)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    torch.multiprocessing.start_processes(_ddp_worker, args=(2, port, str(data), str(tmp_path / "ddp")), nprocs=2,
+    torch.multiprocessing.start_processes(_ddp_worker, args=(2, port, str(data), str(tmp_path / "ddp"), name), nprocs=2,
                                           join=True, start_method="spawn")
     payload = load_generator(tmp_path / "ddp" / "last.pt")[1]
-    assert payload["world_size"] == 2 and payload["epoch"] == 1
+    assert payload["world_size"] == 2 and payload["epoch"] == 1 and payload["model"] == name
 
 
 def test_cli_train_then_sample(jets, tmp_path):

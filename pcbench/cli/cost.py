@@ -11,6 +11,7 @@ from rich.table import Table
 from .._device import check_device
 from .._outputs import output_file
 from ..errors import UsageError
+from ..evaluate.display import fmt_flops
 from . import cli, console
 
 __all__ = ["time_cmd", "parse_int_list"]
@@ -94,7 +95,7 @@ def _print(record) -> None:
     if f["per_object"] is None:
         console.print(f"[yellow]FLOPs not counted[/]: {f.get('error')}", highlight=False, soft_wrap=True)
     else:
-        console.print(f"FLOPs per {unit}: {f['per_object']:,.0f} (torch's flop counter on one call of {f['batch']:,}; "
+        console.print(f"FLOPs per {unit}: {fmt_flops(f['per_object'])} = {f['per_object']:,.0f} (torch's flop counter on one call of {f['batch']:,}; "
                       "matrix products and convolutions, 2 per multiply-add)", highlight=False, soft_wrap=True)
     if record.kind == "jets":
         mult = _num(record.timings[-1].mean_constituents)

@@ -266,10 +266,18 @@ def _pair(gen: _Summary, real: _Summary, geometry: CylindricalGeometry, threshol
         cnn = CNNSettings.named(cfg.classifier, seed=cfg.seed, device=cfg.device)
         r = cnn_classifier_test(real.voxels[:m], real.e_inc[:m], gen.voxels[:m], gen.e_inc[:m], geometry, cnn,
                                 loop(step, "CNN classifier, epochs", cnn.epochs))
-        out["auc_cnn"], out["jsd_cnn"] = (r.auc, r.auc_error), (r.jsd, r.jsd_error)
+        steps = r.steps_per_epoch * cnn.epochs
         extra["classifier_cnn"] = {"best_epoch": r.best_epoch, "n_per_class": r.n_per_class,
                                    "auc_uncalibrated": r.auc_uncalibrated, "steps_per_epoch": r.steps_per_epoch,
-                                   "settled": r.steps_per_epoch * cnn.epochs >= CNN_MIN_STEPS}
+                                   "settled": steps >= CNN_MIN_STEPS}
+        if steps >= CNN_MIN_STEPS:
+            out["auc_cnn"], out["jsd_cnn"] = (r.auc, r.auc_error), (r.jsd, r.jsd_error)
+        else:  # a number that means nothing is not reported (kept in the details, labelled)
+            nan = float("nan")
+            out["auc_cnn"], out["jsd_cnn"] = (nan, nan), (nan, nan)
+            extra["classifier_cnn"].update(unsettled_auc=r.auc, unsettled_jsd=r.jsd, not_reported=(
+                f"{steps} optimiser steps (< {CNN_MIN_STEPS}): the CNN's BatchNorm statistics are unsettled"))
+            step(f"CNN classifier not reported: {extra['classifier_cnn']['not_reported']}")
     if want("precision", "recall", "density", "coverage"):
         step("precision, recall, density, coverage")
         lr = np.log10(np.where(real.voxels[:m] == 0, 0.1, real.voxels[:m]))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["LABELS", "ERRORS", "label", "column_scale", "scale_text", "header", "fmt_number", "fmt_value", "error_definition",
+__all__ = ["LABELS", "ERRORS", "label", "column_scale", "scale_text", "header", "fmt_number", "fmt_flops", "fmt_value", "error_definition",
            "consistent_with_zero"]
 
 #: metric name -> the quantity in words, with its unit or definition (values are dimensionless
@@ -135,6 +135,14 @@ def fmt_number(x: float, digits: int = 3) -> str:
     if not math.isfinite(x):
         return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
     return f"{x:.{_decimals(x, digits)}f}"
+
+
+def fmt_flops(flops: float) -> str:
+    """A FLOP count with its SI prefix to 3 significant digits: ``30.7 kFLOP``, ``27.5 GFLOP``."""
+    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(flops) >= scale:
+            return f"{fmt_number(flops / scale, 3)} {prefix}FLOP"
+    return f"{fmt_number(flops, 3)} FLOP"
 
 
 def consistent_with_zero(value: float, error: float | None, better: str) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..data.simulate.targets import JET_TARGETS
 from ..errors import PcbenchError
-from ..evaluate.display import column_scale, error_definition, fmt_number, fmt_value
+from ..evaluate.display import column_scale, error_definition, fmt_flops, fmt_number, fmt_value
 from ..evaluate.display import header as display_header
 from ..evaluate.protocol import protocol_text
 from ..evaluate.result import EvaluationResult, MetricValue
@@ -182,7 +182,11 @@ def _model_line(r: EvaluationResult) -> str:
                           f"{fmt_number(t['ms_per_object_std'] or 0.0, 2)} ms" for t in cost["timings"])
         flops = cost.get("flops_per_object")
         parts.append(f"pcbench time on {cost['device']}: {cells} per {unit}; {cost['parameters']:,} parameters used in "
-                     f"sampling" + (f", {fmt_number(flops, 3)} FLOPs per {unit}" if flops is not None else ""))
+                     f"sampling" + (f", {fmt_flops(flops)} per {unit}" if flops is not None else ""))
+    for side, key in (("", "details"), ("truth row: ", "truth_details")):
+        why = ((prov.get(key) or {}).get("classifier_cnn") or {}).get("not_reported")
+        if why:
+            parts.append(f"{side}CNN classifier not reported ({why})")
     return ", ".join(parts)
 
 

@@ -12,10 +12,13 @@ from .config import configured
 from .generator import Generator
 from .jets.base import JetGenerator, JetStats
 from .jets.baseline import IndependentParticles
+from .jets.deeptree import DeepTreeGAN
 from .jets.epic_fm import EPiCFM
 from .jets.epic_gan import EPiCGAN
 from .jets.epic_jedi import EPiCJeDi
+from .jets.mdma import MDMA
 from .jets.mpgan import MPGAN
+from .jets.pc_jedi import PCJeDi
 from .showers.baseline import IndependentShowerPoints
 from .showers.caloclouds import CaloClouds
 from .showers.caloclouds2 import CaloClouds2
@@ -26,7 +29,7 @@ __all__ = ["GENERATORS", "MODELS", "SHOWER_MODELS", "build_model", "generator_cl
 
 #: every generator: name -> class (its ``kind``: jets or showers)
 GENERATORS: dict[str, type[Generator]] = {m.name: m for m in (
-    EPiCGAN, EPiCFM, EPiCJeDi, MPGAN, IndependentParticles,
+    EPiCGAN, EPiCFM, EPiCJeDi, PCJeDi, MDMA, DeepTreeGAN, MPGAN, IndependentParticles,
     CaloClouds, CaloClouds2, CaloClouds2CM, IndependentShowerPoints,
 )}
 #: the jet generators and the shower generators (views of ``GENERATORS``, kept by ``register``)

@@ -14,7 +14,8 @@ class LSGAN(JetGenerator):
     """A generator ``self.gen`` and a critic ``self.disc`` trained with the least-squares loss.
 
     Subclasses build ``gen`` and ``disc`` and define :meth:`noise` (the generator's inputs for
-    ``b`` jets of ``n`` particles); configs carry ``lr_g``, ``lr_d`` and ``beta1``.
+    ``b`` jets of ``n`` particles); configs carry ``lr_g``, ``lr_d`` and ``beta1``.  Hooks:
+    :meth:`generator_loss` (extra terms) and :meth:`after_step` (learning-rate schedules).
     """
 
     gen: nn.Module
@@ -41,11 +42,19 @@ class LSGAN(JetGenerator):
         optimizers["disc"].zero_grad()
         loss_d.backward()
         optimizers["disc"].step()
-        loss_g = 0.5 * ((disc(gen(*self.noise(b, n))) - 1) ** 2).mean()
+        loss_g = self.generator_loss(disc, gen(*self.noise(b, n)), x)
         optimizers["gen"].zero_grad()
         loss_g.backward()
         optimizers["gen"].step()
+        self.after_step(optimizers)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+
+    def generator_loss(self, disc: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """The generator's loss on a batch of fakes (the real batch for terms that compare)."""
+        return 0.5 * ((disc(fake) - 1) ** 2).mean()
+
+    def after_step(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        """Called after both updates of a training step."""
 
     def generate(self, n_jets, multiplicity, generator):
         return self.gen(*self.noise(n_jets, multiplicity, generator))

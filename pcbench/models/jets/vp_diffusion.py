@@ -62,6 +62,11 @@ class VPSchedule:
     def beta(self, t: torch.Tensor) -> torch.Tensor:
         return 2.0 * (self.theta1 - self.theta0) * torch.tan(self.theta(t))
 
+    def beta_over_sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """beta(t) / sigma(t) = 2 (theta1 - theta0) / cos theta(t): finite where sigma = 0
+        (t = 0 with ``max_sr`` 1, PC-JeDi's schedule)."""
+        return 2.0 * (self.theta1 - self.theta0) / torch.cos(self.theta(t))
+
 
 def time_encoding(t: torch.Tensor, dim: int = 32) -> torch.Tensor:
     """(B,) times -> (B, dim) features cos(pi t e^k), k = 0 .. dim - 1 (the reference's
@@ -82,16 +87,15 @@ def jedi_loss(predict: Predictor, x0: torch.Tensor, schedule: VPSchedule, mle_we
     xt = alpha[:, None, None] * x0 + sigma[:, None, None] * eps
     simple = F.huber_loss(predict(xt, t), eps, delta=1.0)
     if mle_weight:
-        simple = simple * (1.0 + mle_weight * (schedule.beta(t) / sigma).mean())
+        simple = simple * (1.0 + mle_weight * schedule.beta_over_sigma(t).mean())
     return simple
 
 
 def _ode_gradient(predict: Predictor, x: torch.Tensor, t: float, schedule: VPSchedule) -> torch.Tensor:
     """-dx/dt of the probability-flow ODE at t: beta/2 (x - eps_hat / sigma) (a step back in time
-    adds it times the step)."""
+    adds it times the step; beta / sigma stays finite at sigma = 0)."""
     tt = torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype)
-    _, sigma = schedule.alpha_sigma(tt)
-    return 0.5 * schedule.beta(tt)[:, None, None] * (x - predict(x, tt) / sigma[:, None, None])
+    return 0.5 * (schedule.beta(tt)[:, None, None] * x - schedule.beta_over_sigma(tt)[:, None, None] * predict(x, tt))
 
 
 def jedi_sample(predict: Predictor, x1: torch.Tensor, schedule: VPSchedule, steps: int, method: str = "em",
@@ -116,11 +120,10 @@ def jedi_sample(predict: Predictor, x1: torch.Tensor, schedule: VPSchedule, step
             x = a_next * x0_hat + s_next * eps
         elif method == "em":
             tt = torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype)
-            _, sigma = schedule.alpha_sigma(tt)
             beta = schedule.beta(tt)[:, None, None]
-            score = -predict(x, tt) / sigma[:, None, None]
+            drift = 0.5 * beta * x - schedule.beta_over_sigma(tt)[:, None, None] * predict(x, tt)  # beta/2 (x + 2 score)
             noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-            x = x + 0.5 * beta * (x + 2.0 * score) * h + torch.sqrt(beta * h) * noise
+            x = x + drift * h + torch.sqrt(beta * h) * noise
         elif method == "euler":
             x = x + h * _ode_gradient(predict, x, t, schedule)
         elif method == "midpoint":

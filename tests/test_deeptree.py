@@ -1,0 +1,104 @@
+"""DeepTreeGAN: the tree's ancestor message passing against a brute-force sum, the cut to n
+leaves, batch-statistics normalisation, the pooling critic's invariance, the hinge and
+feature-matching losses, the trees of the published sizes, and the CLI."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from factories import jet_cli_round_trip
+from pcbench.data import JetSet
+from pcbench.data.simulate.jets import JetSimConfig, simulate_jet_chunk
+from pcbench.errors import ConfigError
+from pcbench.models import build_model, model_config
+from pcbench.models.jets.deeptree import feature_matching
+from pcbench.models.jets.ffn import FFN, BatchStatNorm
+from pcbench.models.jets.pool_critic import BipartitePool, PoolCritic, readout
+from pcbench.models.jets.tree_branching import TreeGenerator
+
+TINY = {"hidden": 8, "critic_heads": 2, "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def jets() -> JetSet:
+    a = simulate_jet_chunk(JetSimConfig("t"), seed=8, n=160)
+    return JetSet.from_jetnet(a["particle_features"], a["jet_features"], "t")
+
+
+def test_batch_statistics_norm_and_ffn():
+    x = torch.tensor([[1.0, 10.0], [3.0, 10.0]])
+    torch.testing.assert_close(BatchStatNorm()(x), torch.tensor([[-1.0, 0.0], [1.0, 0.0]]), atol=1e-4, rtol=0)
+    assert BatchStatNorm()(torch.randn(1, 4)).abs().max().item() == 0.0  # one row: zeros, no error
+    ffn = FFN(3, 2, norm="spectral", hidden=5)
+    assert len(ffn.net) == 5 and all(not getattr(m, "bias", None) for m in ffn.net if hasattr(m, "weight"))
+    with pytest.raises(ValueError, match="expected batch, spectral or none"):
+        FFN(3, 2, norm="layer")
+
+
+def test_ancestor_messages_equal_a_brute_force_sum():
+    gen = TreeGenerator([2, 3], [4, 4, 3], hidden=6)
+    tree = [torch.randn(2, 1, 3), torch.randn(2, 2, 3), torch.randn(2, 6, 3)]
+    ctx = torch.randn(2, 2)
+    seen = {}
+    gin = lambda h: (seen.setdefault("h", h), torch.zeros(*h.shape[:2], 3))[1]  # record GIN's input
+    gen._gin(tree, ctx, gin)
+    h = [torch.cat([t, ctx[:, None].expand(-1, t.shape[1], -1)], 2) for t in tree]
+    expected = [h[0][:, 0]]
+    expected += [h[1][:, j] + h[0][:, 0] for j in range(2)]
+    expected += [h[2][:, k] + h[1][:, k // 3] + h[0][:, 0] for k in range(6)]  # parent k // 3, root
+    torch.testing.assert_close(seen["h"], torch.stack(expected, 1))
+
+
+def test_generator_makes_the_published_trees_and_cuts_them_to_n_leaves():
+    torch.manual_seed(0)
+    gen = TreeGenerator([2, 3, 5], [64, 33, 20, 3], hidden=16)
+    z = torch.randn(4, 64)
+    full = gen(z, 30)
+    assert full.shape == (4, 30, 3)
+    assert gen(z, 7).shape == (4, 7, 3)
+    with pytest.raises(ValueError, match="expected 4 levels"):
+        TreeGenerator([2, 3, 5], [64, 3])
+
+
+def test_pool_critic_is_permutation_invariant():
+    torch.manual_seed(0)
+    critic = PoolCritic(3, 2, [6, 1], heads=2, updates=1, dropout=0.0, hidden=8).eval()
+    x, c = torch.randn(3, 13, 3), torch.randn(3, 2)
+    perm = torch.randperm(13)
+    s, lat = critic(x, c)
+    s2, lat2 = critic(x[:, perm], c)
+    assert s.shape == (3, 3)  # a score per head: particles, 6 seeds, 1 seed
+    torch.testing.assert_close(s2, s)
+    for a, b in zip(lat[2:], lat2[2:]):  # the pooled latents do not depend on the order either
+        if a.shape[1] != 13:
+            torch.testing.assert_close(a, b)
+    pool = BipartitePool(8, 4, 2)
+    assert pool(torch.randn(2, 9, 8)).shape == (2, 4, 8)
+    r = readout(torch.tensor([[[1.0], [3.0]]]))
+    torch.testing.assert_close(r, torch.tensor([[2.0, 4.0, 1.0, 3.0]]))  # count, sum, mad, max
+
+
+def test_feature_matching_and_training_lowers_the_critic_loss(jets):
+    a = [torch.tensor([[0.0, 1.0], [2.0, 3.0]])]
+    assert feature_matching(a, a).item() == 0.0
+    shifted = [a[0] + torch.tensor([1.0, 0.0])]  # one feature moved by 1/sd(=1.414): mean |diff| = 0.707/2
+    assert feature_matching(a, shifted).item() == pytest.approx(0.5 / 2 ** 0.5, rel=1e-5)
+    torch.manual_seed(0)
+    model = build_model("deeptree-gan", model_config("deeptree-gan", "small", **TINY), jets)
+    opt = model.make_optimizers()
+    x = model.stats.normalise(torch.as_tensor(jets.particles[jets.mask.sum(1) >= 20][:32, :20], dtype=torch.float32))
+    losses = [model.training_step(x, opt, model.trainable())["loss_d"] for _ in range(30)]
+    assert sum(losses[-5:]) < sum(losses[:5])
+
+
+def test_the_tree_must_make_the_data_particle_number(jets):
+    with pytest.raises(ConfigError, match="expected 30 leaves"):
+        build_model("deeptree-gan", model_config("deeptree-gan", "small", branches=[2, 3], widths=[8, 8, 3]), jets)
+    full = build_model("deeptree-gan", model_config("deeptree-gan", "full"), jets)
+    assert full.gen.branches == [2, 3, 5] and full.gen.widths == [64, 33, 20, 3]
+    assert [p.seeds.shape[0] for p in full.disc.pools] == [6, 1] and full.disc.pools[0].seeds.shape[1] == 160
+
+
+def test_deeptree_gan_through_the_cli(jets, tmp_path):
+    jet_cli_round_trip("deeptree-gan", jets, tmp_path, {"hidden": 8, "critic_heads": 2})
