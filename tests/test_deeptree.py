@@ -4,6 +4,7 @@ feature-matching losses, the trees of the published sizes, and the CLI."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,6 +60,22 @@ def test_generator_makes_the_published_trees_and_cuts_them_to_n_leaves():
     assert gen(z, 7).shape == (4, 7, 3)
     with pytest.raises(ValueError, match="expected 4 levels"):
         TreeGenerator([2, 3, 5], [64, 3])
+
+
+def test_sampling_batches_mixed_multiplicities_so_a_rare_one_keeps_its_noise(jets):
+    model = build_model("deeptree-gan", model_config("deeptree-gan", "small", **TINY), jets)
+    mult = np.array([30] * 20 + [4, 4, 7])  # multiplicity 7 alone would be a batch of one
+    out = model.sample(len(mult), seed=2, multiplicities=mult)
+    assert out.mask.sum(1).tolist() == mult.tolist()
+    again = model.sample(len(mult), seed=3, multiplicities=mult)
+    assert not np.allclose(out.particles[-1], again.particles[-1])  # other noise, another jet
+    seen = []
+    model.generate_mixed = lambda m, g: (seen.append(m.tolist()), type(model).generate_mixed(model, m, g))[1]
+    model.sample(len(mult), seed=2, multiplicities=mult, batch_size=64)
+    assert seen == [mult.tolist()]  # one batch of every multiplicity
+    z = torch.randn(3, 64)
+    cut = model.gen(z, torch.tensor([30, 4, 7]))
+    assert cut.shape == (3, 30, 3)
 
 
 def test_pool_critic_is_permutation_invariant():

@@ -99,6 +99,9 @@ class JetGenerator(Generator):
     """
 
     kind = "jets"
+    #: sample in batches of mixed multiplicity through :meth:`generate_mixed` (networks whose
+    #: normalisation uses the batch's statistics: a rare multiplicity would make a batch of one)
+    mixed_batches = False
 
     def __init__(self, config: dict[str, Any], stats: JetStats):
         super().__init__()
@@ -137,6 +140,11 @@ class JetGenerator(Generator):
         """(n_jets, multiplicity, 3) normalised clouds (inference mode, on the model's device)."""
         raise NotImplementedError
 
+    def generate_mixed(self, multiplicities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(b, P, 3) normalised clouds, jet i's first ``multiplicities[i]`` slots its particles
+        (only for ``mixed_batches`` models)."""
+        raise NotImplementedError
+
     # -- shared ----------------------------------------------------------------------------
     def sample_multiplicities(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.choice(len(self.stats.multiplicities), size=n, p=self.stats.multiplicities)
@@ -153,14 +161,16 @@ class JetGenerator(Generator):
         gen = torch.Generator(device=self.device).manual_seed(seed)
         p = self.stats.num_particles
         out = np.zeros((n, p, 3), dtype=np.float32)
-        for m in np.unique(mult):
-            if m == 0:
-                continue
-            rows = np.flatnonzero(mult == m)
+        groups = ([(None, np.flatnonzero(mult > 0))] if self.mixed_batches else
+                  [(int(m), np.flatnonzero(mult == m)) for m in np.unique(mult) if m > 0])
+        for m, rows in groups:
             for lo in range(0, len(rows), batch_size):
                 part = rows[lo:lo + batch_size]
-                x = self.stats.denormalise(self.generate(len(part), int(m), gen).double()).cpu().numpy()
-                out[part, :m] = x
+                if m is None:
+                    counts = torch.as_tensor(mult[part], device=self.device)
+                    out[part] = self.stats.denormalise(self.generate_mixed(counts, gen).double()).cpu().numpy()
+                else:
+                    out[part, :m] = self.stats.denormalise(self.generate(len(part), m, gen).double()).cpu().numpy()
                 if progress is not None:
                     progress(len(part))
         return self.postprocess(out, mult, rng)

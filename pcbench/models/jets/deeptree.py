@@ -56,6 +56,7 @@ class DeepTreeGAN(JetGenerator):
     docs/generators-jets.md), ``small`` fits 2 CPU cores."""
 
     name = "deeptree-gan"
+    mixed_batches = True  # the generator normalises with its batch's statistics (ffn.py)
     configs: ClassVar[dict[str, dict[str, Any]]] = {
         "full": {"branches": [], "widths": [], "pool_nodes": [], "critic_heads": 16, "critic_updates": 2,
                  "critic_dropout": 0.5, "hidden": 100, "fm_weight": 0.1, "lr_g": 1e-5, "lr_d": 3e-5, "weight_decay": 1e-4,
@@ -115,3 +116,6 @@ class DeepTreeGAN(JetGenerator):
 
     def generate(self, n_jets, multiplicity, generator):
         return self.gen(self._noise(n_jets, generator), multiplicity)
+
+    def generate_mixed(self, multiplicities, generator):
+        return self.gen(self._noise(len(multiplicities), generator), multiplicities)

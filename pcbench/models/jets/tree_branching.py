@@ -61,10 +61,14 @@ class TreeGenerator(nn.Module):
         self.num_leaves = math.prod(branches)
         self.levels = nn.ModuleList(_Level(widths[i], widths[i + 1], b, hidden) for i, b in enumerate(branches))
 
-    def forward(self, z: torch.Tensor, n: int) -> torch.Tensor:
-        """z (B, F_0) and the multiplicity n -> the first n leaves (B, n, 3)."""
+    def forward(self, z: torch.Tensor, n: int | torch.Tensor) -> torch.Tensor:
+        """z (B, F_0) and the multiplicity n -> the first n leaves (B, n, 3); with one
+        multiplicity per jet, n (B,), all P leaves (B, P, 3), jet i's particles its first n_i."""
         b = z.shape[0]
-        cond = torch.full((b, 1), n / self.num_leaves, dtype=z.dtype, device=z.device)
+        if isinstance(n, torch.Tensor):
+            cond = (n.to(z.dtype) / self.num_leaves).reshape(b, 1)
+        else:
+            cond = torch.full((b, 1), n / self.num_leaves, dtype=z.dtype, device=z.device)
         tree = [z[:, None, :]]
         for level, nb in zip(self.levels, self.branches):
             parents = tree[-1]
@@ -75,7 +79,7 @@ class TreeGenerator(nn.Module):
             children = proj.reshape(b, k * nb, parents.shape[2]) + parents.repeat_interleave(nb, dim=1)
             tree = [t[..., :level.next_width] for t in tree] + [level.reduce(children)]
             tree = self._gin(tree, ctx, level.gin)
-        return tree[-1][:, :n]
+        return tree[-1] if isinstance(n, torch.Tensor) else tree[-1][:, :n]
 
     def _gin(self, tree: list[torch.Tensor], ctx: torch.Tensor, gin: nn.Module) -> list[torch.Tensor]:
         """x_v + GIN(h_v + sum of h over v's ancestors) on every node of every level at once."""
