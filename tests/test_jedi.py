@@ -192,3 +192,17 @@ def test_pc_jedi_loss_falls_and_checkpoints_restore_its_buffers(jets, tmp_path):
 def test_pc_jedi_through_the_cli(jets, tmp_path):
     jet_cli_round_trip("pc-jedi", jets, tmp_path, {"model_dim": 16, "layers": 1, "heads": 2, "ff_hidden": 16,
                                                   "embed_hidden": 16, "ctxt_hidden": 8, "ctxt_dim": 8, "steps": 3})
+
+
+def test_jedi_generated_features_stay_in_the_training_range(jets):
+    model = build_model("pc-jedi", _tiny_pc_jedi(steps=2), jets)
+    x = model.stats.normalise(torch.as_tensor(jets.particles[jets.mask], dtype=torch.float64))
+    torch.testing.assert_close(model.bounds, torch.stack([x.min(0).values, x.max(0).values]).float())
+    class Wild(torch.nn.Module):  # a wild noise prediction: the sample lands far outside
+        def forward(self, z, c):
+            return torch.full_like(z, -1e3)
+
+    model.ema_net = Wild()
+    y = model.generate(5, 8, torch.Generator().manual_seed(0))
+    lo, hi = model.bounds
+    assert torch.all(y >= lo) and torch.all(y <= hi) and torch.any((y == lo) | (y == hi))

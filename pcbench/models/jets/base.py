@@ -22,7 +22,7 @@ from ..._arrays import wrap_phi
 from ...metrics.jet_observables import jet_kinematics
 from ..generator import Generator, load_state
 
-__all__ = ["JetStats", "JetGenerator", "equal_multiplicity_batches"]
+__all__ = ["JetStats", "JetGenerator", "equal_multiplicity_batches", "feature_bounds"]
 
 
 @dataclass
@@ -67,6 +67,16 @@ class JetStats:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> JetStats:
         return cls(**{k: (np.asarray(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+def feature_bounds(jets: JetSet | None, stats: JetStats) -> np.ndarray | None:
+    """(2, 3) minimum and maximum of the training particles' features, normalised with ``stats``
+    (None without jets or particles): generated features are clamped there
+    (:meth:`JetGenerator.clamp_to_training`)."""
+    if jets is None or not jets.mask.any():
+        return None
+    x = stats.normalise(torch.as_tensor(jets.particles[jets.mask], dtype=torch.float64))
+    return torch.stack([x.min(0).values, x.max(0).values]).numpy()
 
 
 def equal_multiplicity_batches(multiplicity: np.ndarray, batch_size: int, rng: np.random.Generator,
@@ -139,6 +149,17 @@ class JetGenerator(Generator):
     def generate(self, n_jets: int, multiplicity: int, generator: torch.Generator) -> torch.Tensor:
         """(n_jets, multiplicity, 3) normalised clouds (inference mode, on the model's device)."""
         raise NotImplementedError
+
+    def keep_bounds(self, bounds: np.ndarray | None) -> None:
+        """Store ``feature_bounds`` as the buffer ``bounds`` (unbounded when None: restored from
+        the checkpoint)."""
+        self.register_buffer("bounds", torch.as_tensor(
+            bounds if bounds is not None else [[-np.inf] * 3, [np.inf] * 3], dtype=torch.float32))
+
+    def clamp_to_training(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised clouds (..., 3) clamped to the training range (``keep_bounds``)."""
+        lo, hi = self.bounds.to(x.dtype)
+        return torch.maximum(torch.minimum(x, hi), lo)
 
     def generate_mixed(self, multiplicities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """(b, P, 3) normalised clouds, jet i's first ``multiplicities[i]`` slots its particles

@@ -8,7 +8,9 @@ the multiplicity being generated.  With ``log_pt`` the network sees log(ptrel), 
 the training particles, instead of the standardised ptrel (PC-JeDi's log-pT feature).  Training:
 AdamW, a linear warm-up of the learning rate over ``warmup`` steps then constant, gradients
 clipped to norm ``grad_clip``, an exponential moving average (``ema``) of the weights, which
-generates.  Batches hold jets of one multiplicity (no padding; the references pad and mask).
+generates.  Generated features are clamped to the training range (the references clip eta_rel
+and phi_rel to [-0.5, 0.5] and ptrel to [0, 1] before their metrics, ``pc_jedi.py`` L197-209:
+the sampler's rare stray particles otherwise dominate the EFP-based FPD).  Batches hold jets of one multiplicity (no padding; the references pad and mask).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 from torch import nn
 
 from ...data import JetSet
-from .base import JetGenerator, JetStats
+from .base import JetGenerator, JetStats, feature_bounds
 from .epic_fm import jet_conditions, training_conditions
 from .vp_diffusion import VPSchedule, jedi_loss, jedi_sample, time_encoding
 
@@ -53,10 +55,11 @@ class JeDiGenerator(JetGenerator):
             conditions, counts = training_conditions(jets, scaled), jets.mask.sum(1)
         if jets is not None and config.get("log_pt"):
             log_pt = log_pt_stats(jets)
-        return cls(config, stats, conditions, counts, log_pt)
+        return cls(config, stats, conditions, counts, log_pt, feature_bounds(jets, scaled))
 
     def __init__(self, config: dict[str, Any], stats: JetStats, conditions: np.ndarray | None = None,
-                 counts: np.ndarray | None = None, log_pt: np.ndarray | None = None):
+                 counts: np.ndarray | None = None, log_pt: np.ndarray | None = None,
+                 bounds: np.ndarray | None = None):
         c = dict(config)
         super().__init__(c, replace(stats, norm_sigma=c["norm_sigma"]))
         self.schedule = VPSchedule(c["max_sr"], c["min_sr"])
@@ -67,6 +70,7 @@ class JeDiGenerator(JetGenerator):
             conditions if conditions is not None else np.zeros((1, 2)), dtype=torch.float32))
         self.register_buffer("train_counts", torch.as_tensor(  # each condition's multiplicity
             counts if counts is not None else np.zeros(1), dtype=torch.long))
+        self.keep_bounds(bounds)
         if c.get("log_pt"):
             self.register_buffer("log_pt", torch.as_tensor(log_pt if log_pt is not None else [0.0, 1.0],
                                                            dtype=torch.float64))
@@ -131,4 +135,4 @@ class JeDiGenerator(JetGenerator):
             jet_cond = self.train_conditions[rows]
         y = jedi_sample(lambda z, t: self.ema_net(z, self._context(t, jet_cond)), x, self.schedule,
                         steps or c["steps"], method or c["method"], generator)
-        return self._from_net(y)
+        return self.clamp_to_training(self._from_net(y))

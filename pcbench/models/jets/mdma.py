@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ...data import JetSet
-from .base import JetStats
+from .base import JetStats, feature_bounds
 from .gan import LSGAN
 from .mean_field import MeanFieldCritic, MeanFieldGenerator
 
@@ -59,12 +59,7 @@ class MDMA(LSGAN):
     @classmethod
     def build(cls, config: dict[str, Any], stats: JetStats, jets: JetSet | None = None) -> MDMA:
         """``jets``: the training jets, whose normalised feature range clamps the generated ones."""
-        bounds = None
-        if jets is not None and jets.mask.any():
-            scaled = replace(stats, norm_sigma=config["norm_sigma"])
-            x = scaled.normalise(torch.as_tensor(jets.particles[jets.mask], dtype=torch.float64))
-            bounds = torch.stack([x.min(0).values, x.max(0).values]).numpy()
-        return cls(config, stats, bounds)
+        return cls(config, stats, feature_bounds(jets, replace(stats, norm_sigma=config["norm_sigma"])))
 
     def __init__(self, config: dict[str, Any], stats: JetStats, bounds: np.ndarray | None = None):
         c = dict(config)
@@ -74,8 +69,7 @@ class MDMA(LSGAN):
         self.gen = MeanFieldGenerator(3, c["gen_dim"], c["gen_hidden"], c["gen_heads"], c["gen_layers"], mean_n)
         self.disc = MeanFieldCritic(3, c["disc_dim"], c["disc_hidden"], c["disc_heads"], c["disc_layers"], mean_n)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
-        self.register_buffer("bounds", torch.as_tensor(
-            bounds if bounds is not None else [[-np.inf] * 3, [np.inf] * 3], dtype=torch.float32))
+        self.keep_bounds(bounds)
 
     def noise(self, b, n, generator=None):
         return (torch.randn(b, n, 3, generator=generator, device=self.device),)
@@ -106,5 +100,4 @@ class MDMA(LSGAN):
         self._schedule(optimizers)
 
     def generate(self, n_jets, multiplicity, generator):
-        lo, hi = self.bounds
-        return torch.maximum(torch.minimum(super().generate(n_jets, multiplicity, generator), hi), lo)
+        return self.clamp_to_training(super().generate(n_jets, multiplicity, generator))
