@@ -101,12 +101,18 @@ def test_feature_matching_and_training_lowers_the_critic_loss(jets):
     assert feature_matching(a, a).item() == 0.0
     shifted = [a[0] + torch.tensor([1.0, 0.0])]  # one feature moved by 1/sd(=1.414): mean |diff| = 0.707/2
     assert feature_matching(a, shifted).item() == pytest.approx(0.5 / 2 ** 0.5, rel=1e-5)
+    one = [torch.ones(1, 2)]  # a batch of one jet has no sd: the latent is left out, not NaN
+    assert feature_matching(one + a, [torch.zeros(1, 2)] + shifted).item() == pytest.approx(0.5 / 2 ** 0.5, rel=1e-5)
+    assert feature_matching(one, one).item() == 0.0
     torch.manual_seed(0)
     model = build_model("deeptree-gan", model_config("deeptree-gan", "small", **TINY), jets)
     opt = model.make_optimizers()
     x = model.stats.normalise(torch.as_tensor(jets.particles[jets.mask.sum(1) >= 20][:32, :20], dtype=torch.float32))
     losses = [model.training_step(x, opt, model.trainable())["loss_d"] for _ in range(30)]
     assert sum(losses[-5:]) < sum(losses[:5])
+    single = model.training_step(x[:1], opt, model.trainable())  # a batch of one jet (a rare multiplicity)
+    assert all(np.isfinite(v) for v in single.values())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_the_tree_must_make_the_data_particle_number(jets):

@@ -42,13 +42,16 @@ TREES = {30: ([2, 3, 5], [64, 33, 20, 3]), 150: ([2, 3, 5, 5], [64, 33, 20, 10, 
 
 def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
     """Mean over latents of mean |z(real) - z(fake)|, z standardised with the real batch's mean and
-    sd per feature (the last axis)."""
+    sd per feature (the last axis); a latent with a single row (a batch of one jet: no sd) is
+    left out, and with none left the term is 0."""
     terms = []
     for r, f in zip(real, fake):
         flat = r.reshape(-1, r.shape[-1])
+        if len(flat) < 2:
+            continue
         mean, sd = flat.mean(0), flat.std(0) + 1e-8
         terms.append(((r - mean) / sd - (f - mean) / sd).abs().mean())
-    return torch.stack(terms).mean()
+    return torch.stack(terms).mean() if terms else fake[0].sum() * 0.0
 
 
 class DeepTreeGAN(JetGenerator):
