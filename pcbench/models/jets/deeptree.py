@@ -22,6 +22,7 @@ no self-loops in the pooling (the reference's attention adds spurious ones).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -77,8 +78,9 @@ class DeepTreeGAN(JetGenerator):
         if branches is None:
             raise ConfigError(f"deeptree-gan: no published tree for {p} particles; set branches (product {p}) "
                               "and widths (one more entry, the last 3)")
-        if int(torch.tensor(branches).prod()) != p or widths[-1] != 3:
-            raise ConfigError(f"deeptree-gan: branches {branches} make {int(torch.tensor(branches).prod())} leaves "
+        leaves = math.prod(branches)
+        if leaves != p or widths[-1] != 3:
+            raise ConfigError(f"deeptree-gan: branches {branches} make {leaves} leaves "
                               f"and widths {widths} end in {widths[-1]}; expected {p} leaves and 3 features")
         pool = c["pool_nodes"] or [m for m in (30, 6, 1) if m < p]
         self.gen = TreeGenerator(branches, widths, c["hidden"])

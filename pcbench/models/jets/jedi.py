@@ -10,7 +10,8 @@ AdamW, a linear warm-up of the learning rate over ``warmup`` steps then constant
 clipped to norm ``grad_clip``, an exponential moving average (``ema``) of the weights, which
 generates.  Generated features are clamped to the training range (the references clip eta_rel
 and phi_rel to [-0.5, 0.5] and ptrel to [0, 1] before their metrics, ``pc_jedi.py`` L197-209:
-the sampler's rare stray particles otherwise dominate the EFP-based FPD).  Batches hold jets of one multiplicity (no padding; the references pad and mask).
+the sampler's rare stray particles otherwise dominate the EFP-based FPD).  Batches hold jets of
+one multiplicity (no padding; the references pad and mask).
 """
 
 from __future__ import annotations

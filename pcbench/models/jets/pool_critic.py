@@ -118,7 +118,7 @@ class PoolCritic(nn.Module):
             s, r = head(x, cond)
             scores.append(s)
             if i == 0:
-                latents.append(r[:, 1:1 + 3 * x.shape[2]])  # sum, mad, max of the particles
+                latents.append(r[:, 1:])  # sum, mad, max of the particles (the count left out)
             if i < len(self.pools):
                 x = self.embed[i](x)
                 latents.append(x)
