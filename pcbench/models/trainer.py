@@ -143,6 +143,15 @@ def distributed_context(device: str) -> tuple[int, int, str]:
     return dist.get_rank(), world, device
 
 
+def wait_for_all_ranks(world: int) -> None:
+    """A barrier at the end of distributed training: no rank returns (and tears its process group
+    down) while rank 0 is still writing the checkpoint the others are about to name."""
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def ddp(module: torch.nn.Module, device: str) -> torch.nn.Module:
     """``module`` in DistributedDataParallel (gradients averaged over the ranks)."""
     from torch.nn.parallel import DistributedDataParallel as DDP

@@ -20,7 +20,7 @@ from ...metrics.jet_observables import jet_kinematics
 from ...metrics.wasserstein import w1
 from ..checkpoints import load_checkpoint_file, resume_path, save_checkpoint
 from .base import JetGenerator, JetStats, equal_multiplicity_batches
-from ..trainer import Budget, Phase, TrainOptions, ddp, distributed_context, run_phases
+from ..trainer import Budget, Phase, TrainOptions, ddp, distributed_context, run_phases, wait_for_all_ranks
 
 __all__ = ["train_jets"]
 
@@ -98,4 +98,5 @@ def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetS
     run_phases(model.name, [phase], budget, save, opts.progress and rank == 0)
     if run["epoch"] > start or not (out / "last.pt").exists():
         save()
+    wait_for_all_ranks(world)
     return out / ("best.pt" if (out / "best.pt").exists() else "last.pt")

@@ -22,7 +22,7 @@ from ...errors import PcbenchError
 from ...geometry import get_geometry, layer_stack, to_points
 from ...metrics.calo_features import threshold_voxels
 from ..checkpoints import load_checkpoint_file, resume_path, save_checkpoint
-from ..trainer import Budget, TrainOptions, ddp, distributed_context, run_phases
+from ..trainer import Budget, TrainOptions, ddp, distributed_context, run_phases, wait_for_all_ranks
 from .base import ShowerGenerator, ShowerRun
 
 __all__ = ["train_showers", "as_point_showers", "training_provenance"]
@@ -112,7 +112,9 @@ def train_showers(cls: type[ShowerGenerator], config: dict[str, Any], data: Show
         model.finish(run)
     run.state["untrained"] = model.untrained(run.state)
     run.state["finished"] = not run.state["untrained"]
-    return _save(model, run)
+    path = _save(model, run)
+    wait_for_all_ranks(world)
+    return path
 
 
 def _wrap(model: ShowerGenerator, world: int, device: str) -> None:
