@@ -38,17 +38,21 @@ def object_bar(total: int, what: str, description: str, show: bool = True) -> It
 class TrainingProgress:
     """The bar of a training run with one or more parts (e.g. ShowerFlow epochs, then point-model
     steps): it names the part that trains and what follows, and shows the budget that will stop
-    the run.  With ``max_minutes`` the bar runs on wall-clock time towards the budget (that is
-    what ends the run); without, on the current part's units, with its time left."""
+    the run.  With ``max_minutes`` the bar runs on the budget's clock (``wall`` time or the
+    process's ``cpu`` time: that is what ends the run); without, on the current part's units,
+    with its time left."""
 
     def __init__(self, name: str, parts: list[tuple[str, int, str]], max_minutes: float | None, show: bool,
-                 done: tuple[int, ...] | None = None):
+                 done: tuple[int, ...] | None = None, clock: str = "wall"):
         import time
 
         self.name, self.parts, self.max_minutes, self.show = name, parts, max_minutes, show
         self.done = list(done or [0] * len(parts))
+        self.budget_clock = time.process_time if clock == "cpu" else time.perf_counter
+        self.budget_text = "CPU time, --max-minutes --clock cpu" if clock == "cpu" else "--max-minutes"
         self.part, self.info, self.clock = 0, "", time.perf_counter
         self.started = self.part_started = self.clock()
+        self.budget_started = self.budget_clock()
         self.part_done0 = self.done[0] if self.done else 0
         self.bar = self.task = None
         if not show:
@@ -84,11 +88,10 @@ class TrainingProgress:
         later = [f"{n} ({t} {u})" for (n, t, u), d in zip(self.parts[self.part + 1:], self.done[self.part + 1:]) if d < t]
         eta = self._eta()
         status = [now] + ([f"then {', '.join(later)}"] if later else []) + ([eta] if eta else [])
-        elapsed = self.clock() - self.started
         if self.max_minutes is not None:
-            budget = 60 * self.max_minutes
+            elapsed, budget = self.budget_clock() - self.budget_started, 60 * self.max_minutes
             fraction = min(elapsed / budget, 1.0)
-            status.append(f"budget {_mmss(elapsed)} of {_mmss(budget)} (--max-minutes)")
+            status.append(f"budget {_mmss(elapsed)} of {_mmss(budget)} ({self.budget_text})")
         else:
             fraction = self.done[self.part] / max(total, 1)
         if self.info:

@@ -152,6 +152,7 @@ def test_an_empty_generated_ild_shower_counts_instead_of_crashing(tmp_path):
     (["--device", "gpu"], ["--device 'gpu': expected cpu, cuda or cuda:N"]),
     (["--resume"], ["--resume:", "last.pt does not exist"]),
     (["--max-minutes", "-3"], ["'--max-minutes'"]),
+    (["--clock", "gpu"], ["'--clock': 'gpu' is not one of 'wall', 'cpu'"]),
 ])
 def test_train_refuses_bad_options_before_any_work(files, tmp_path, extra, needles):
     run(["train", "epic-gan", "--data-file", files["ref"], "--out", tmp_path / "m", *extra], 2, *needles)

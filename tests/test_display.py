@@ -167,8 +167,8 @@ def test_training_bar_names_the_part_what_follows_and_runs_on_the_budget():
     now = [0.0]
     bar = TrainingProgress("caloclouds2", [("ShowerFlow", 3250, "epochs"), ("point model", 3000, "steps")],
                            max_minutes=3.0, show=True)
-    bar.clock = lambda: now[0]
-    bar.started = bar.part_started = 0.0
+    bar.clock = bar.budget_clock = lambda: now[0]
+    bar.started = bar.part_started = bar.budget_started = 0.0
     now[0] = 60.0
     bar.update(0, 14, "loss 1.2")
     task = bar.bar.tasks[0]
@@ -178,6 +178,24 @@ def test_training_bar_names_the_part_what_follows_and_runs_on_the_budget():
     assert "budget 1:00 of 3:00 (--max-minutes)" in status
     assert task.completed == pytest.approx(1 / 3)  # the bar runs on the budget, not on 14/3250 epochs
     assert "ShowerFlow ends in ~" in status  # this part's own estimate: (3250 - 14) x 60 s / 14
+
+
+def test_a_cpu_budget_counts_this_process_cpu_time_not_the_wall_clock():
+    """A leaderboard's shared budget must not shrink for the row that trains while the machine is
+    loaded: sleeping (what a descheduled process does) spends the wall budget, not the CPU one."""
+    import time
+
+    from pcbench.models.trainer import Budget
+
+    wall, cpu = Budget(0.1 / 60, clock="wall"), Budget(0.1 / 60, clock="cpu")
+    time.sleep(0.15)
+    assert wall.spent() and not cpu.spent()
+    start = time.process_time()
+    while time.process_time() - start < 0.15:
+        pass
+    assert cpu.spent()
+    with pytest.raises(ValueError, match="clock: expected one of wall, cpu"):
+        Budget(1.0, clock="gpu")
 
 
 def test_datasets_listing_is_readable_at_80_columns_when_piped(tmp_path):

@@ -45,6 +45,7 @@ TINY = {"name": "tiny-showers", "description": "tiny PARAMETERISED ILD-like show
     ({"data": {"simulate": "ild-photon", "n": 10}}, "data.simulate: 'ild-photon'; expected one of"),
     ({"evaluate": {"profile": "quick"}}, "evaluate.profile: 'quick'; expected fast or full"),
     ({"modles": []}, "unknown key modles"),
+    ({"train": {"clock": "cpus"}}, "train.clock: 'cpus'; expected wall or cpu"),
 ])
 def test_the_typed_config_names_the_file_and_the_key_path(tmp_path, change, message):
     path = tmp_path / "config.yaml"

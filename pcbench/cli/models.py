@@ -48,11 +48,14 @@ def _finish_line(kind: str, name: str, config_name: str, n: int, path: Path) -> 
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt (which must exist).")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after the epoch (step) that ends past this budget; the last line says what is untrained.")
+@click.option("--clock", type=click.Choice(["wall", "cpu"]), default="wall", show_default=True,
+              help="What --max-minutes counts: wall-clock time, or this process's CPU time (other load does not "
+                   "shrink it).")
 @click.option("--jet-type", type=click.Choice(list(JET_TYPES)), default=None,
               help="Jets: the training jets' class, where the data do not say it (recorded; FPND needs it).")
 @cache_option
 def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, device, seed, out_dir, val_every, resume,
-              max_minutes, jet_type, cache_dir):
+              max_minutes, clock, jet_type, cache_dir):
     """Train a generator: jets (checkpoints last.pt, best.pt by validation W1M) or showers
     (CaloClouds, CaloClouds II, its consistency model, the baseline; checkpoint last.pt) into OUT.
     Showers: ILD-like point files, or CaloChallenge voxel files (trained on as points)."""
@@ -67,7 +70,7 @@ def train_cmd(name, data, data_file, teacher, config_name, overrides, epochs, de
     data_set = training_data(name, data, data_file, Cache(cache_dir), config_name, jet_type)
     output_dir(out_dir)
     opts = TrainOptions(out_dir=out_dir, device=device, seed=seed, resume=resume, max_minutes=max_minutes,
-                        provenance=data_set.provenance, epochs=epochs, val_every=val_every, teacher=teacher)
+                        clock=clock, provenance=data_set.provenance, epochs=epochs, val_every=val_every, teacher=teacher)
     path = train(name, config, data_set.train, opts, data_set.valid)
     last = out_dir / "last.pt"  # it holds the epochs trained against the planned ones
     _finish_line(generator_class(name).kind, name, config_name, len(data_set.train), last if last.exists() else path)

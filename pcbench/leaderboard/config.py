@@ -66,11 +66,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings shared by every model: seed, validation interval (jets), torch device."""
+    """Training settings shared by every model: seed, validation interval (jets), torch device,
+    and the ``clock`` every row's ``max_minutes`` counts (``wall``, or ``cpu``: the process's CPU
+    time, a budget that other load on the machine does not shrink)."""
 
     seed: int = 0
     val_every: int = 0
     device: str = "cpu"
+    clock: str = "wall"
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,8 @@ def _check(cfg: LeaderboardConfig, source: str) -> None:
     from ..models.registry import GENERATORS
 
     d = cfg.data
+    if cfg.train.clock not in ("wall", "cpu"):
+        raise ConfigError(f"{source}: train.clock: {cfg.train.clock!r}; expected wall or cpu")
     if (d.simulate is None) == (d.dataset is None):
         raise ConfigError(f"{source}: data: give exactly one of simulate ({', '.join(SIMULATED)}) or dataset "
                           "(a registry name)")

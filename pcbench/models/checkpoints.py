@@ -86,6 +86,9 @@ def training_summary(payload: dict[str, Any]) -> dict[str, Any]:
         out.update(epochs=payload.get("epoch"), planned_epochs=payload.get("planned_epochs"), minutes=round(minutes, 2))
         planned = f" of {out['planned_epochs']}" if out["planned_epochs"] else ""
         text = f"{out['epochs']}{planned} epochs, {minutes:.1f} min"
+        if history and all("cpu_seconds" in h for h in history):
+            out["cpu_minutes"] = round(sum(h["cpu_seconds"] for h in history) / 60, 2)
+            text += f" ({out['cpu_minutes']:.1f} CPU min)"
     untrained = unfinished_parts(payload)
     out["text"] = text + (f", {config} config" if config else "") + ("; UNFINISHED" if untrained else "")
     return out

@@ -24,7 +24,7 @@ import torch
 
 from .._progress import TrainingProgress
 
-__all__ = ["TrainOptions", "Phase", "Budget", "run_phases", "distributed_context", "ddp"]
+__all__ = ["TrainOptions", "Phase", "Budget", "CLOCKS", "run_phases", "distributed_context", "ddp"]
 
 
 @dataclass
@@ -36,8 +36,11 @@ class TrainOptions:
         device: ``cpu`` or ``cuda`` (``cuda:<local rank>`` under torchrun).
         seed: seeds weights, noise and batch order: same seed, same weights on CPU.
         resume: continue from ``out_dir/last.pt`` (which must exist).
-        max_minutes: stop after the unit (epoch, step) that ends past this wall-clock budget,
-            the same unit on every rank (None: no limit).
+        max_minutes: stop after the unit (epoch, step) that ends past this budget, the same unit
+            on every rank (None: no limit).
+        clock: what ``max_minutes`` counts: ``wall`` (wall-clock time) or ``cpu`` (this
+            process's CPU time, all its threads: a budget that other load on the machine does
+            not shrink; with one torch thread it equals the wall time on an idle core).
         progress: show a rich progress bar.
         provenance: data provenance stored in the checkpoints.
         epochs: jets: total epochs (None: the config's; a resumed run continues up to it).
@@ -53,6 +56,7 @@ class TrainOptions:
     seed: int = 0
     resume: bool = False
     max_minutes: float | None = None
+    clock: str = "wall"
     progress: bool = True
     provenance: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None
@@ -85,17 +89,26 @@ class Phase:
     checkpoint_every: int = 0
 
 
-class Budget:
-    """A wall-clock budget of ``max_minutes`` (None: none), agreed by all ``world`` ranks."""
+#: the clocks a budget can count [s]: wall-clock time, or this process's CPU time (all threads)
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
-    def __init__(self, max_minutes: float | None, world: int = 1):
-        self.max_minutes, self.world, self.started = max_minutes, world, time.perf_counter()
+
+class Budget:
+    """A budget of ``max_minutes`` (None: none) on ``clock`` (see :data:`CLOCKS`), agreed by
+    all ``world`` ranks."""
+
+    def __init__(self, max_minutes: float | None, world: int = 1, clock: str = "wall"):
+        if clock not in CLOCKS:
+            raise ValueError(f"clock: expected one of {', '.join(CLOCKS)}, got {clock!r}")
+        self.max_minutes, self.world, self.clock_name = max_minutes, world, clock
+        self.clock = CLOCKS[clock]
+        self.started = self.clock()
 
     def spent(self) -> bool:
         """Whether the budget is spent on any rank (every rank gets the same answer)."""
         if self.max_minutes is None:
             return False
-        late = time.perf_counter() - self.started > 60 * self.max_minutes
+        late = self.clock() - self.started > 60 * self.max_minutes
         if self.world > 1:
             import torch.distributed as dist
 
@@ -110,7 +123,7 @@ def run_phases(name: str, phases: list[Phase], budget: Budget, save: Callable[[]
     every unit); ``save`` writes a checkpoint at each phase's cadence.  Returns whether the budget
     stopped the run.  The caller writes the final checkpoint."""
     bar = TrainingProgress(name, [(p.label, p.planned, p.unit) for p in phases], budget.max_minutes, show,
-                           done=tuple(p.done() for p in phases))
+                           done=tuple(p.done() for p in phases), clock=budget.clock_name)
     try:
         for i, phase in enumerate(phases):
             while phase.done() < phase.planned:

@@ -64,7 +64,7 @@ def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetS
         modules = {k: ddp(m, device) for k, m in modules.items()}
     mult = train_jets.mask.sum(1)
     particles = torch.as_tensor(train_jets.particles, dtype=torch.float32)
-    budget = Budget(opts.max_minutes, world)
+    budget = Budget(opts.max_minutes, world, opts.clock)
 
     def save(path: Path = out / "last.pt") -> None:
         if rank == 0:
@@ -72,7 +72,7 @@ def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetS
                                            opts, world))
 
     def epoch() -> str:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         e = run["epoch"] + 1
         model.train()
         rng = np.random.default_rng([opts.seed, e])
@@ -82,7 +82,7 @@ def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetS
             x = model.stats.normalise(particles[idx, :m].to(device))
             for k, v in model.training_step(x, optimizers, modules).items():
                 losses.setdefault(k, []).append(v)
-        record = {"epoch": e, "seconds": time.perf_counter() - t0, **{k: float(np.mean(v)) for k, v in losses.items()}}
+        record = {"epoch": e, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, **{k: float(np.mean(v)) for k, v in losses.items()}}
         run["epoch"] = e
         if rank == 0 and valid_jets is not None and opts.val_every and e % opts.val_every == 0:
             record["val_w1m"] = _validate(model, valid_jets, opts.val_jets, opts.seed)
@@ -90,7 +90,7 @@ def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetS
         if record.get("val_w1m", float("inf")) < run["best"]["w1m"]:
             run["best"] = {"epoch": e, "w1m": record["val_w1m"]}
             save(out / "best.pt")
-        return " ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds"))
+        return " ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds", "cpu_seconds"))
 
     phase = Phase("epochs", planned, "", lambda: run["epoch"], epoch,
                   5 if opts.checkpoint_every is None else opts.checkpoint_every)

@@ -105,7 +105,7 @@ def train_showers(cls: type[ShowerGenerator], config: dict[str, Any], data: Show
         return path
 
     if phases:
-        run_phases(cls.name, phases, Budget(opts.max_minutes, world), save, opts.progress and rank == 0)
+        run_phases(cls.name, phases, Budget(opts.max_minutes, world, opts.clock), save, opts.progress and rank == 0)
     _unwrap(model)
     if all(p.done() >= p.planned for p in phases) and rank == 0:
         model.eval()
