@@ -21,7 +21,7 @@ __all__ = [
     "FormatError",
     "IncompatibleError",
     "CheckpointError",
-    "OutputError",
+    "OutputError", "TrainingError",
 ]
 
 
@@ -71,6 +71,10 @@ class IncompatibleError(PcbenchError):
 
 class CheckpointError(PcbenchError):
     """A file that is not a pcbench checkpoint, a truncated one, or one of another kind of model."""
+
+
+class TrainingError(PcbenchError):
+    """Training that cannot go on: a loss that became NaN or infinite (the weights diverged)."""
 
 
 class OutputError(UsageError):

@@ -234,6 +234,17 @@ def test_a_budget_that_stops_training_early_says_so_and_sample_warns(tmp_path):
         "warning:", "is unfinished", "point model (0 of 6 steps)")
 
 
+def test_a_diverged_jet_training_stops_with_one_line_and_no_checkpoint_of_it(files, tmp_path, monkeypatch):
+    """Before: PC-JeDi's weights went NaN at 150 particles and nothing said so until sampling
+    refused a file of NaN jets."""
+    from pcbench.models.registry import generator_class
+
+    monkeypatch.setattr(generator_class("epic-fm"), "training_step", lambda self, x, opts, mods: {"loss": float("nan")})
+    run(["train", "epic-fm", "--data-file", files["ref"], "--out", tmp_path / "m", "--epochs", "3",
+         "--val-every", "0"], 1, "epic-fm: training diverged in epoch 1: loss 'loss' is nan")
+    assert not (tmp_path / "m" / "last.pt").exists()
+
+
 def test_a_finished_jet_run_is_not_called_unfinished(files, tmp_path):
     out = run(["train", "epic-gan", "--data-file", files["ref"], "--out", tmp_path, "--epochs", "1",
                "--set", "batch_size=64", "--val-every", "0"], 0, "trained epic-gan")

@@ -7,6 +7,7 @@ K-th, gradients are averaged, and rank 0 validates and writes the checkpoints.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 
 from ... import __version__
 from ...data import JetSet
+from ...errors import TrainingError
 from ...metrics.jet_observables import jet_kinematics
 from ...metrics.wasserstein import w1
 from ..checkpoints import load_checkpoint_file, resume_path, save_checkpoint
@@ -83,6 +85,11 @@ def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetS
             for k, v in model.training_step(x, optimizers, modules).items():
                 losses.setdefault(k, []).append(v)
         record = {"epoch": e, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, **{k: float(np.mean(v)) for k, v in losses.items()}}
+        diverged = [k for k in losses if not math.isfinite(record[k])]
+        if diverged:  # stop before this epoch's weights reach a checkpoint
+            raise TrainingError(f"{model.name}: training diverged in epoch {e}: loss {diverged[0]!r} is "
+                                f"{record[diverged[0]]} (the weights are no longer finite); {out / 'last.pt'} "
+                                f"holds the last checkpoint written before it")
         run["epoch"] = e
         if rank == 0 and valid_jets is not None and opts.val_every and e % opts.val_every == 0:
             record["val_w1m"] = _validate(model, valid_jets, opts.val_jets, opts.seed)
