@@ -3,6 +3,7 @@ Gaussian case, the Local EPiC network's symmetries, and EPiC-JeDi training, samp
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -168,6 +169,22 @@ def test_pc_jedi_log_pt_features_invert_and_are_standardised(jets):
     assert z[:, 2].mean().item() == pytest.approx(0.0, abs=1e-9) and z[:, 2].std(correction=0).item() == pytest.approx(1.0)
     torch.testing.assert_close(z[:, :2], x[torch.as_tensor(jets.mask)][:, :2])
     torch.testing.assert_close(model._from_net(z), x[torch.as_tensor(jets.mask)], rtol=1e-9, atol=1e-9)
+
+
+def test_pc_jedi_log_pt_of_a_particle_below_float32_resolution_is_finite(jets):
+    """Before: a ptrel of 7e-17 (simulated JetNet150 top jets hold such) normalised in float32 came
+    back <= 0, its log was NaN, and PC-JeDi trained on NaN losses from the first epoch."""
+    parts = jets.particles.copy()
+    row, col = np.argwhere(jets.mask)[0]
+    parts[row, col, 2] = 7e-17
+    model = build_model("pc-jedi", _tiny_pc_jedi(), dataclasses.replace(jets, particles=parts))
+    x = model.stats.normalise(torch.as_tensor(parts, dtype=torch.float32))
+    pt_back = model.stats.denormalise(x.double())[row, col, 2].item()
+    assert pt_back <= 1e-9  # the float32 round trip cannot hold it (the fault's cause)
+    z = model._to_net(x)
+    assert torch.isfinite(z).all()
+    floor = torch.finfo(torch.float32).eps * float(abs(model.stats.mean[2]) + model.stats.std[2])
+    assert z[row, col, 2].item() == pytest.approx((math.log(floor) - float(model.log_pt[0])) / float(model.log_pt[1]), rel=1e-6)
 
 
 def test_pc_jedi_loss_falls_and_checkpoints_restore_its_buffers(jets, tmp_path):

@@ -96,7 +96,10 @@ class JeDiGenerator(JetGenerator):
         if not self.config.get("log_pt"):
             return x
         pt = self.stats.denormalise(x.double())[..., 2]
-        z = (torch.log(pt) - self.log_pt[0]) / self.log_pt[1]
+        # a float32 normalised ptrel resolves ptrel only to eps32 (|mean| + std): below that (the
+        # simulated JetNet150 top jets hold ptrel down to 7e-17) x * std + mean can come back <= 0
+        floor = torch.finfo(torch.float32).eps * float(abs(self.stats.mean[2]) + self.stats.std[2])
+        z = (torch.log(pt.clamp_min(floor)) - self.log_pt[0]) / self.log_pt[1]
         return torch.cat([x[..., :2], z[..., None].to(x.dtype)], -1)
 
     def _from_net(self, y: torch.Tensor) -> torch.Tensor:
