@@ -43,16 +43,18 @@ class TrainingProgress:
     with its time left."""
 
     def __init__(self, name: str, parts: list[tuple[str, int, str]], max_minutes: float | None, show: bool,
-                 done: tuple[int, ...] | None = None, clock: str = "wall"):
+                 done: tuple[int, ...] | None = None, budget_elapsed: Callable[[], float] | None = None,
+                 clock: str = "wall"):
+        """``budget_elapsed``: the seconds the budget has spent (the trainer's ``Budget.elapsed``,
+        on its ``clock``); None: the wall time since the bar started."""
         import time
 
         self.name, self.parts, self.max_minutes, self.show = name, parts, max_minutes, show
         self.done = list(done or [0] * len(parts))
-        self.budget_clock = time.process_time if clock == "cpu" else time.perf_counter
+        self.budget_elapsed = budget_elapsed or (lambda: self.clock() - self.started)
         self.budget_text = "CPU time, --max-minutes --clock cpu" if clock == "cpu" else "--max-minutes"
         self.part, self.info, self.clock = 0, "", time.perf_counter
         self.started = self.part_started = self.clock()
-        self.budget_started = self.budget_clock()
         self.part_done0 = self.done[0] if self.done else 0
         self.bar = self.task = None
         if not show:
@@ -89,7 +91,7 @@ class TrainingProgress:
         eta = self._eta()
         status = [now] + ([f"then {', '.join(later)}"] if later else []) + ([eta] if eta else [])
         if self.max_minutes is not None:
-            elapsed, budget = self.budget_clock() - self.budget_started, 60 * self.max_minutes
+            elapsed, budget = self.budget_elapsed(), 60 * self.max_minutes
             fraction = min(elapsed / budget, 1.0)
             status.append(f"budget {_mmss(elapsed)} of {_mmss(budget)} ({self.budget_text})")
         else:

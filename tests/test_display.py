@@ -167,8 +167,8 @@ def test_training_bar_names_the_part_what_follows_and_runs_on_the_budget():
     now = [0.0]
     bar = TrainingProgress("caloclouds2", [("ShowerFlow", 3250, "epochs"), ("point model", 3000, "steps")],
                            max_minutes=3.0, show=True)
-    bar.clock = bar.budget_clock = lambda: now[0]
-    bar.started = bar.part_started = bar.budget_started = 0.0
+    bar.clock = lambda: now[0]
+    bar.started = bar.part_started = 0.0
     now[0] = 60.0
     bar.update(0, 14, "loss 1.2")
     task = bar.bar.tasks[0]

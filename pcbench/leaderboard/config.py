@@ -225,10 +225,11 @@ def _dataclass(cls: type, value: Any, where: str, source: str) -> Any:
 def _check(cfg: LeaderboardConfig, source: str) -> None:
     """What the types cannot say: one data source, known models of the data's kind, teachers."""
     from ..models.registry import GENERATORS
+    from ..models.trainer import CLOCKS
 
     d = cfg.data
-    if cfg.train.clock not in ("wall", "cpu"):
-        raise ConfigError(f"{source}: train.clock: {cfg.train.clock!r}; expected wall or cpu")
+    if cfg.train.clock not in CLOCKS:
+        raise ConfigError(f"{source}: train.clock: {cfg.train.clock!r}; expected {' or '.join(CLOCKS)}")
     if (d.simulate is None) == (d.dataset is None):
         raise ConfigError(f"{source}: data: give exactly one of simulate ({', '.join(SIMULATED)}) or dataset "
                           "(a registry name)")

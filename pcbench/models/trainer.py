@@ -104,11 +104,15 @@ class Budget:
         self.clock = CLOCKS[clock]
         self.started = self.clock()
 
+    def elapsed(self) -> float:
+        """Seconds spent on this rank's clock since the budget started."""
+        return self.clock() - self.started
+
     def spent(self) -> bool:
         """Whether the budget is spent on any rank (every rank gets the same answer)."""
         if self.max_minutes is None:
             return False
-        late = self.clock() - self.started > 60 * self.max_minutes
+        late = self.elapsed() > 60 * self.max_minutes
         if self.world > 1:
             import torch.distributed as dist
 
@@ -123,7 +127,8 @@ def run_phases(name: str, phases: list[Phase], budget: Budget, save: Callable[[]
     every unit); ``save`` writes a checkpoint at each phase's cadence.  Returns whether the budget
     stopped the run.  The caller writes the final checkpoint."""
     bar = TrainingProgress(name, [(p.label, p.planned, p.unit) for p in phases], budget.max_minutes, show,
-                           done=tuple(p.done() for p in phases), clock=budget.clock_name)
+                           done=tuple(p.done() for p in phases), budget_elapsed=budget.elapsed,
+                           clock=budget.clock_name)
     try:
         for i, phase in enumerate(phases):
             while phase.done() < phase.planned:

@@ -84,7 +84,8 @@ def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetS
             x = model.stats.normalise(particles[idx, :m].to(device))
             for k, v in model.training_step(x, optimizers, modules).items():
                 losses.setdefault(k, []).append(v)
-        record = {"epoch": e, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, **{k: float(np.mean(v)) for k, v in losses.items()}}
+        record = {"epoch": e, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+                  **{k: float(np.mean(v)) for k, v in losses.items()}}
         diverged = [k for k in losses if not math.isfinite(record[k])]
         if diverged:  # stop before this epoch's weights reach a checkpoint
             raise TrainingError(f"{model.name}: training diverged in epoch {e}: loss {diverged[0]!r} is "
