@@ -9,7 +9,7 @@ import pytest
 
 from factories import jetnet_arrays, write_h5
 from pcbench.data.formats import data_md5
-from pcbench.evaluate.display import column_scale, consistent_with_zero, fmt_flops, fmt_number, fmt_value, header, scale_text
+from pcbench.evaluate.display import column_scale, consistent_with_zero, counted, fmt_flops, fmt_number, fmt_value, header, scale_text
 from pcbench.evaluate.plots import ratio_histogram
 from pcbench.evaluate.result import EvaluationResult, MetricValue
 
@@ -61,6 +61,11 @@ def test_fixed_notation_never_prints_an_exponent():
                                          (1_000_000, "1.00 MFLOP")])
 def test_flops_print_with_their_si_prefix(flops, text):
     assert fmt_flops(flops) == text
+
+
+@pytest.mark.parametrize("n, text", [(0, "0 threads"), (1, "1 thread"), (2, "2 threads")])
+def test_counts_take_the_plural_unless_one(n, text):
+    assert counted(n, "thread") == text
 
 
 def test_ratio_panel_marks_points_beyond_its_range(tmp_path):

@@ -95,7 +95,7 @@ def test_a_shower_config_runs_and_reproduces_exactly(tiny_run):
     assert [(t["batch"], t["threads"]) for t in cost["timings"]] == [(1, 1), (8, 1)]
     assert all(t["ms_per_object"] > 0 for t in cost["timings"]) and cost["parameters"] > 0
     assert (folder / "pareto_w1_e_ratio.png").stat().st_size > 5000
-    assert "pcbench time on cpu: batch 1, 1 thread(s):" in text and "parameters used in sampling" in text
+    assert "pcbench time on cpu: batch 1, 1 thread:" in text and "parameters used in sampling" in text
     assert "corr_mean" in rec.metrics and rec.metrics["corr_mean"].truth is not None
     assert reproduce(folder / "config.yaml", log=lambda m: None) == []
     # a hand-edited cell is found, with the row, the column and both values

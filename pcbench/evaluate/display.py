@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["LABELS", "ERRORS", "label", "column_scale", "scale_text", "header", "fmt_number", "fmt_flops", "fmt_value", "error_definition",
+__all__ = ["LABELS", "ERRORS", "label", "column_scale", "scale_text", "header", "fmt_number", "fmt_flops", "counted", "fmt_value", "error_definition",
            "consistent_with_zero"]
 
 #: metric name -> the quantity in words, with its unit or definition (values are dimensionless
@@ -135,6 +135,11 @@ def fmt_number(x: float, digits: int = 3) -> str:
     if not math.isfinite(x):
         return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
     return f"{x:.{_decimals(x, digits)}f}"
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless n is 1: ``1 thread``, ``2 threads``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def fmt_flops(flops: float) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .._plotting import pyplot, save_png
 from ..errors import MetricError, UsageError
-from ..evaluate.display import column_scale, fmt_number, label
+from ..evaluate.display import column_scale, counted, fmt_number, label
 from ..evaluate.display import header as display_header
 from ..evaluate.result import EvaluationResult
 from ..models.cost import CostRecord
@@ -130,12 +130,11 @@ def pareto_points(records: Iterable[EvaluationResult], metric: str, costs: Itera
         summary = _summary_cell(r.provenance.get("cost"), batch, threads)
         if cost is not None:
             cell = cost.timing(batch, threads)
-            plural = "s" if cell.threads > 1 else ""
             t = cell.ms_per_object / 1e3
-            source = f"cost record (batch {cell.batch}, {cell.threads} thread{plural}, {cost.device})"
+            source = f"cost record (batch {cell.batch}, {counted(cell.threads, 'thread')}, {cost.device})"
         elif summary is not None:
             t = summary["ms_per_object"] / 1e3
-            source = f"the record's cost (batch {summary['batch']}, {summary['threads']} thread(s))"
+            source = f"the record's cost (batch {summary['batch']}, {counted(summary['threads'], 'thread')})"
         else:
             t, source = r.provenance.get("generation_time_per_object_s"), "sample file (pcbench sample)"
         if t is None or not math.isfinite(float(t)) or float(t) <= 0:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..data.simulate.targets import JET_TARGETS
 from ..errors import PcbenchError
-from ..evaluate.display import column_scale, error_definition, fmt_flops, fmt_number, fmt_value
+from ..evaluate.display import column_scale, counted, error_definition, fmt_flops, fmt_number, fmt_value
 from ..evaluate.display import header as display_header
 from ..evaluate.protocol import protocol_text
 from ..evaluate.result import EvaluationResult, MetricValue
@@ -168,8 +168,8 @@ def _model_line(r: EvaluationResult) -> str:
         unit = "jet" if r.kind == "jets" else "shower"
         per = f"{fmt_number(t * 1e6, 3)} us" if t < 1e-3 else f"{fmt_number(t * 1e3, 3)} ms"
         hw = prov.get("generation_hardware") or {}
-        where = ", ".join(x for x in (hw.get("device"), f"{hw['cpu_count']} cores" if hw.get("cpu_count") else None,
-                                      f"{hw['torch_threads']} threads" if hw.get("torch_threads") else None,
+        where = ", ".join(x for x in (hw.get("device"), counted(hw['cpu_count'], "core") if hw.get("cpu_count") else None,
+                                      counted(hw['torch_threads'], "thread") if hw.get("torch_threads") else None,
                                       f"batch {prov['generation_batch_size']}" if prov.get("generation_batch_size") else None)
                           if x)
         loaded = (hw.get("load") or {}).get("loaded")
@@ -178,7 +178,7 @@ def _model_line(r: EvaluationResult) -> str:
     cost = prov.get("cost")
     if cost:
         unit = "jet" if r.kind == "jets" else "shower"
-        cells = "; ".join(f"batch {t['batch']}, {t['threads']} thread(s): {fmt_number(t['ms_per_object'], 3)} ± "
+        cells = "; ".join(f"batch {t['batch']}, {counted(t['threads'], 'thread')}: {fmt_number(t['ms_per_object'], 3)} ± "
                           f"{fmt_number(t['ms_per_object_std'] or 0.0, 2)} ms" for t in cost["timings"])
         flops = cost.get("flops_per_object")
         parts.append(f"pcbench time on {cost['device']}: {cells} per {unit}; {cost['parameters']:,} parameters used in "
