@@ -232,6 +232,19 @@ def test_published_rows_are_labelled_and_never_bold(tmp_path):
     assert "MPGAN),published" not in to_csv(table) and "(published: MP-GAN paper" in to_csv(table)
 
 
+def test_a_reason_every_row_shares_is_said_once_in_the_footer():
+    why = {"classifier_cnn": {"not_reported": "40 optimiser steps"}}
+    same = [record(m, 1e-3, details=why, truth_details=why) for m in ("a-gan", "b-gan")]
+    md = to_markdown(build_tables(same)[0])
+    assert md.count("CNN classifier not reported") == 1
+    assert "CNN classifier not reported for any row or its truth row (40 optimiser steps)." in md
+    other = {"classifier_cnn": {"not_reported": "no GPU"}}
+    mixed = [same[0], record("b-gan", 1e-3, details=other, truth_details=why)]
+    md = to_markdown(build_tables(mixed)[0])  # different reasons: each row says its own
+    assert "for any row" not in md and md.count("CNN classifier not reported (no GPU)") == 1
+    assert md.count("CNN classifier not reported (40 optimiser steps)") == 3
+
+
 # --- strict JSON, bad records, half-written pairs, killed writes, the demo's folder --------------------------------
 def test_records_are_strict_json_with_null_for_non_finite(tmp_path):
     r = record("epic-fm", 2e-3)

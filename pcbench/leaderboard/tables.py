@@ -154,8 +154,26 @@ def _sizes_line(prov: dict[str, Any]) -> str:
             f"{c['classifier_folds']}-fold; FPND all {n:,} generated jets.")
 
 
-def _model_line(r: EvaluationResult) -> str:
-    """A model's footnote: training length, sample checksums, generation time with its machine."""
+def _cnn_not_reported(r: EvaluationResult) -> dict[str, str]:
+    """Why the CNN classifier of a record is not reported, by side ("" for the model, "truth row: ")."""
+    out = {}
+    for side, key in (("", "details"), ("truth row: ", "truth_details")):
+        why = ((r.provenance.get(key) or {}).get("classifier_cnn") or {}).get("not_reported")
+        if why:
+            out[side] = why
+    return out
+
+
+def _shared_cnn_reason(records: list[EvaluationResult]) -> str | None:
+    """The one reason, when the CNN classifier is not reported on both sides of every row for it."""
+    reasons = [_cnn_not_reported(r) for r in records]
+    whys = {w for r in reasons for w in r.values()}
+    return whys.pop() if records and len(whys) == 1 and all(len(r) == 2 for r in reasons) else None
+
+
+def _model_line(r: EvaluationResult, cnn_in_footer: bool = False) -> str:
+    """A model's footnote: training length, sample checksums, generation time with its machine
+    (and why its CNN classifier is not reported, unless the footer says it once for all rows)."""
     prov = r.provenance
     training = (prov.get("training") or {}).get("text") or (UNTRAINED_TEXT if getattr(GENERATORS.get(r.model), "fitted", False)
                                                             else "training not recorded")
@@ -183,10 +201,8 @@ def _model_line(r: EvaluationResult) -> str:
         flops = cost.get("flops_per_object")
         parts.append(f"pcbench time on {cost['device']}: {cells} per {unit}; {cost['parameters']:,} parameters used in "
                      f"sampling" + (f", {fmt_flops(flops)} per {unit}" if flops is not None else ""))
-    for side, key in (("", "details"), ("truth row: ", "truth_details")):
-        why = ((prov.get(key) or {}).get("classifier_cnn") or {}).get("not_reported")
-        if why:
-            parts.append(f"{side}CNN classifier not reported ({why})")
+    if not cnn_in_footer:
+        parts += [f"{side}CNN classifier not reported ({why})" for side, why in _cnn_not_reported(r).items()]
     return ", ".join(parts)
 
 
@@ -257,7 +273,10 @@ def layout(table: Table) -> Layout:
                       f"{key['suite_version']}, profile {key['profile']}, seed {prov.get('seed')}, pcbench "
                       f"{prov.get('pcbench_version')}.")
         footer.append(_sizes_line(prov))
-    models = [_model_line(r) for r in sorted(table.records, key=lambda r: r.model)]
+    cnn = _shared_cnn_reason(table.records)
+    if cnn:
+        footer.append(f"CNN classifier not reported for any row or its truth row ({cnn}).")
+    models = [_model_line(r, cnn is not None) for r in sorted(table.records, key=lambda r: r.model)]
     return Layout(table.benchmark, header, cells_rows, footer, models)
 
 
