@@ -129,6 +129,17 @@ def test_ild_grid_layer_window_and_cell_edges():
     assert np.array_equal(g.cell_index(g.cell_centres), np.arange(g.n_cells))
 
 
+def test_ild_30_grid_is_30_cubed_around_the_photon_axis():
+    g, full = get_geometry("ild-ecal-30"), get_geometry("ild-ecal")
+    assert g.shape == (30, 30, 30) and g.layer_fronts == full.layer_fronts and g.threshold == full.threshold
+    cs, d = g.cell_size, g.layer_depths[3]
+    xyz = np.array([[0.0, d, 40.0],                      # the axis: the corner of the four central cells
+                    [-15 * cs, d, 40.0 - 15 * cs],       # the low corner: cell (0, 0)
+                    [15 * cs - 1e-9, d, 40.0 + 15 * cs - 1e-9],
+                    [15 * cs, d, 40.0], [0.0, d, 40.0 - 15 * cs - 1e-9]])
+    assert g.cell_index(xyz).tolist() == [3 * 900 + 15 * 30 + 15, 3 * 900, 3 * 900 + 29 * 30 + 29, -1, -1]
+
+
 def test_a_grid_is_one_yaml_away(tmp_path):
     y = tmp_path / "toy.yaml"
     y.write_text("name: toy\nlayer_fronts_mm: [0, 10, 20]\ncell_size_mm: 2\nu_range_mm: [-3, 3]\n"

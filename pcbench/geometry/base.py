@@ -60,6 +60,7 @@ GEOMETRIES = {
     "calochallenge-2": ("cylindrical", "binning_dataset_2.xml"),
     "calochallenge-3": ("cylindrical", "binning_dataset_3.xml"),
     "ild-ecal": ("grid", "ild-ecal.yaml"),
+    "ild-ecal-30": ("grid", "ild-ecal-30.yaml"),
 }
 
 
