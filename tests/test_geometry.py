@@ -129,15 +129,18 @@ def test_ild_grid_layer_window_and_cell_edges():
     assert np.array_equal(g.cell_index(g.cell_centres), np.arange(g.n_cells))
 
 
-def test_ild_30_grid_is_30_cubed_around_the_photon_axis():
+def test_ild_30_grid_is_30_cubed_of_ild_ecal_cells_around_the_photon_axis():
     g, full = get_geometry("ild-ecal-30"), get_geometry("ild-ecal")
     assert g.shape == (30, 30, 30) and g.layer_fronts == full.layer_fronts and g.threshold == full.threshold
-    cs, d = g.cell_size, g.layer_depths[3]
-    xyz = np.array([[0.0, d, 40.0],                      # the axis: the corner of the four central cells
-                    [-15 * cs, d, 40.0 - 15 * cs],       # the low corner: cell (0, 0)
-                    [15 * cs - 1e-9, d, 40.0 + 15 * cs - 1e-9],
-                    [15 * cs, d, 40.0], [0.0, d, 40.0 - 15 * cs - 1e-9]])
-    assert g.cell_index(xyz).tolist() == [3 * 900 + 15 * 30 + 15, 3 * 900, 3 * 900 + 29 * 30 + 29, -1, -1]
+    d = g.layer_depths[3]
+    assert g.cell_index(np.array([[0.0, d, 40.0]])).tolist() == [3 * 900 + 15 * 30 + 15]  # the photon axis
+    # every cell is ild-ecal's cell (l, i + 24, j + 24): same centre, same cell
+    l, i, j = np.unravel_index(np.arange(g.n_cells), g.shape)
+    assert np.array_equal(full.cell_index(g.cell_centres), np.ravel_multi_index((l, i + 24, j + 24), full.shape))
+    assert np.allclose(g.cell_centres, full.cell_centres[np.ravel_multi_index((l, i + 24, j + 24), full.shape)])
+    cs, lo = g.cell_size, -200.0 + 24 * g.cell_size
+    edge = np.array([[lo - 1e-9, d, 40.0], [lo, d, 40.0], [lo + 30 * cs, d, 40.0]])
+    assert g.cell_index(edge).tolist() == [-1, 3 * 900 + 15, -1]  # a point on an edge goes to the cell above
 
 
 def test_a_grid_is_one_yaml_away(tmp_path):
