@@ -116,6 +116,24 @@ def test_frechet_distance_analytic():
     assert frechet.frechet_distance(np.zeros(6), s3, np.zeros(6), s2) == pytest.approx(exact, rel=1e-9)
 
 
+def test_fpd_extrapolation_of_distances_far_from_one():
+    """jetnet's bounded curve_fit starts at (1, 1) and does not move for distances of order 1e20
+    (it returned FPD = 1.0, error 0, for a diverged generator); the fit is the exact non-negative
+    least-squares line there, and non-finite distances give inf, not a number."""
+    from scipy.optimize import curve_fit
+
+    t = 1 / np.array([1000.0, 2000.0, 3000.0])
+    means = 5e20 + 1e23 * t  # exactly on a line: intercept 5e20
+    stuck = curve_fit(lambda x, c, s: c + s * x, t, means, bounds=([0, 0], [np.inf, np.inf]))[0]
+    assert stuck.tolist() == [1.0, 1.0]  # what the plain bounded fit gives
+    c, err = frechet._intercept_fit(t, means)
+    assert c == pytest.approx(5e20, rel=1e-9) and err < 1e-6 * c
+    near = 0.02 + 3.0 * t + np.array([1e-4, -2e-4, 1e-4])  # an ordinary case: curve_fit's own answer, unchanged
+    assert frechet._intercept_fit(t, near)[0] == curve_fit(lambda x, c, s: c + s * x, t, near,
+                                                           bounds=([0, 0], [np.inf, np.inf]))[0][0]
+    assert frechet._intercept_fit(t, np.array([1.0, np.inf, 2.0]))[0] == np.inf
+
+
 def test_fpd_and_kpd_see_a_shift_and_not_a_resample():
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(6000, 4)), rng.normal(size=(6000, 4))

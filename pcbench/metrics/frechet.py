@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import linalg
-from scipy.optimize import curve_fit
+from scipy.optimize import curve_fit, nnls
 
 __all__ = ["frechet_distance", "fpd", "normalise_by_real_max"]
 
@@ -103,5 +105,21 @@ def fpd(real: np.ndarray, gen: np.ndarray, min_samples: int = 20_000, max_sample
             rows_b = rng.choice(len(y), size=n)
             vals.append(frechet_distance(*_mean_cov(xc, rows_a, cx), *_mean_cov(yc, rows_b, cy)))
         means.append(np.mean(vals))
-    params, cov = curve_fit(lambda t, c, s: c + s * t, 1 / sizes, means, bounds=([0, 0], [np.inf, np.inf]))
+    return _intercept_fit(1 / sizes, np.asarray(means))
+
+
+def _intercept_fit(t: np.ndarray, means: np.ndarray) -> tuple[float, float]:
+    """(intercept, its error) of the line c + s t through ``means`` with c, s >= 0: jetnet's
+    ``curve_fit``; where that bounded fit is stuck (residuals more than twice the least-squares
+    solution's: it starts at (1, 1) and does not move for distances of order 1e10 and more), the exact non-negative least
+    squares solution, with the covariance s^2 (A^T A)^-1 of its residuals.  Non-finite distances
+    give (inf, nan)."""
+    if not np.all(np.isfinite(means)):
+        return math.inf, math.nan
+    params, cov = curve_fit(lambda x, c, s: c + s * x, t, means, bounds=([0, 0], [np.inf, np.inf]))
+    a = np.column_stack([np.ones_like(t), t])
+    exact, _ = nnls(a, means)
+    rss = lambda p: float(np.sum((a @ p - means) ** 2))  # noqa: E731
+    if rss(params) > 2 * rss(exact) + 1e-300:  # stuck, not merely converged to its tolerance (ratio 1 + 1e-5)
+        params, cov = exact, rss(exact) / max(len(t) - 2, 1) * np.linalg.inv(a.T @ a)
     return float(params[0]), float(np.sqrt(np.diag(cov)[0]))
