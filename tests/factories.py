@@ -89,3 +89,51 @@ def jet_cli_round_trip(name: str, jets, tmp_path: Path, sets: dict[str, object])
     assert res.exit_code == 0, res.output
     assert "W1 of jet m/pT" in res.output
     return res.output
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a test's gloo process group)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _shower_ddp_worker(rank: int, world: int, port: int, name: str, config: dict, data: str, out: str,
+                       options: dict) -> None:
+    """One torchrun-like process training shower generator ``name``; every rank also saves its own weights."""
+    import os
+
+    import torch
+
+    import pcbench.models.showers.training as st
+    from pcbench.data import formats
+    from pcbench.models import TrainOptions, train
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    save = st._save
+
+    def save_every_rank(model, run):
+        torch.save(model.state_dict(), Path(out) / f"rank{rank}.pt")
+        return save(model, run)
+
+    st._save = save_every_rank
+    Path(out).mkdir(parents=True, exist_ok=True)
+    train(name, config, formats.read(data), TrainOptions(out_dir=Path(out), progress=False, **options))
+    torch.distributed.destroy_process_group()
+
+
+def shower_ddp(name: str, config: dict, data: Path, out: Path, world: int = 2, **options) -> tuple[dict, dict, dict]:
+    """Train shower generator ``name`` (``config``) on the shower file ``data`` in ``world`` gloo
+    processes started as torchrun starts them (``options``: more TrainOptions); returns the run's
+    ``last.pt`` payload and the state dicts of ranks 0 and 1, saved by each rank at its last checkpoint."""
+    import torch
+
+    torch.multiprocessing.start_processes(_shower_ddp_worker, args=(world, free_port(), name, config, str(data),
+                                                                    str(out), options),
+                                          nprocs=world, join=True, start_method="spawn")
+    payload = torch.load(Path(out) / "last.pt", weights_only=False)
+    return payload, *(torch.load(Path(out) / f"rank{r}.pt") for r in (0, 1))

@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from factories import free_port, shower_ddp
 from pcbench.cli import cli
 from pcbench.data import formats
 from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
@@ -327,45 +328,14 @@ def test_caloclouds2_on_calochallenge_voxels_trains_samples_and_evaluates(ds2_vo
     assert 0 <= r.metrics["sep_e_ratio"].value <= 1 and r.provenance["geometry"] == "calochallenge-2"
 
 
-def _shower_ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
-    """One torchrun-like process training CaloClouds (I); every rank also saves its own weights."""
-    import os
-    from pathlib import Path
-
-    import pcbench.models.showers.training as st
-
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
-    torch.set_num_threads(1)
-    save = st._save
-
-    def save_every_rank(model, run):
-        torch.save(model.state_dict(), Path(out) / f"rank{rank}.pt")
-        return save(model, run)
-
-    st._save = save_every_rank
-    cfg = model_config("caloclouds", "small", **{**TINY, "latent": 4, "encoder_hidden": 8, "latent_transforms": 1,
-                                                         "ddpm_steps": 10, "diffusion_steps": 8})
-    Path(out).mkdir(parents=True, exist_ok=True)
-    train("caloclouds", cfg, formats.read(data), TrainOptions(out_dir=Path(out), progress=False,
-                                                                                 occupancy_showers=4))
-    torch.distributed.destroy_process_group()
-
-
 def test_shower_training_under_ddp_keeps_the_replicas_equal(ild_train, tmp_path):
     """Two gloo processes, as torchrun starts them: each trains on its own batches, and the
     averaged gradients keep every trained part (flow, network, encoder, latent flow) identical."""
-    import socket
-
     data = formats.write(tmp_path / "train.h5", ild_train, layout="ild")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torch.multiprocessing.start_processes(_shower_ddp_worker, args=(2, port, str(data), str(tmp_path / "ddp")),
-                                          nprocs=2, join=True, start_method="spawn")
-    payload = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)
+    cfg = model_config("caloclouds", "small", **{**TINY, "latent": 4, "encoder_hidden": 8, "latent_transforms": 1,
+                                                 "ddpm_steps": 10, "diffusion_steps": 8})
+    payload, r0, r1 = shower_ddp("caloclouds", cfg, data, tmp_path / "ddp", occupancy_showers=4)
     assert payload["train_state"]["world_size"] == 2 and payload["train_state"]["step"] == 8
-    r0, r1 = (torch.load(tmp_path / "ddp" / f"rank{r}.pt") for r in (0, 1))
     trained = [k for k in r0 if k.startswith(("flow.", "denoiser.")) and r0[k].is_floating_point()]
     assert {k.split(".")[1] for k in trained} >= {"flow", "net", "encoder", "latent_flow"}
     for k in trained:
@@ -402,14 +372,10 @@ def _budget_worker(rank: int, world: int, port: int, data: str, out: str) -> Non
 
 def test_a_budget_that_expires_on_one_rank_first_ends_every_rank_cleanly(ild_train, tmp_path):
     """Before, each rank decided alone: rank 1 left the loop, rank 0 waited in the all-reduce for ever."""
-    import socket
     import time
 
     data = formats.write(tmp_path / "train.h5", ild_train, layout="ild")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = torch.multiprocessing.start_processes(_budget_worker, args=(2, port, str(data), str(tmp_path / "ddp")),
+    ctx = torch.multiprocessing.start_processes(_budget_worker, args=(2, free_port(), str(data), str(tmp_path / "ddp")),
                                                 nprocs=2, join=False, start_method="spawn")
     deadline = time.time() + 240
     while not ctx.join(timeout=2):

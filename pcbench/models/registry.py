@@ -20,9 +20,14 @@ from .jets.mdma import MDMA
 from .jets.mpgan import MPGAN
 from .jets.pc_jedi import PCJeDi
 from .showers.baseline import IndependentShowerPoints
+from .showers.bibae import BIBAE
 from .showers.caloclouds import CaloClouds
 from .showers.caloclouds2 import CaloClouds2
 from .showers.caloclouds2_cm import CaloClouds2CM
+from .showers.deeptree import DeepTreeShowers
+from .showers.l2lflow import ConvL2LFlow
+from .showers.calopointflow import CaloPointFlow
+from .showers.mdma import MDMAShowers
 
 __all__ = ["GENERATORS", "MODELS", "SHOWER_MODELS", "build_model", "generator_class", "kind_of", "model_config",
            "register"]
@@ -30,7 +35,8 @@ __all__ = ["GENERATORS", "MODELS", "SHOWER_MODELS", "build_model", "generator_cl
 #: every generator: name -> class (its ``kind``: jets or showers)
 GENERATORS: dict[str, type[Generator]] = {m.name: m for m in (
     EPiCGAN, EPiCFM, EPiCJeDi, PCJeDi, MDMA, DeepTreeGAN, MPGAN, IndependentParticles,
-    CaloClouds, CaloClouds2, CaloClouds2CM, IndependentShowerPoints,
+    CaloClouds, CaloClouds2, CaloClouds2CM, IndependentShowerPoints, MDMAShowers, CaloPointFlow,
+    DeepTreeShowers, BIBAE, ConvL2LFlow,
 )}
 #: the jet generators and the shower generators (views of ``GENERATORS``, kept by ``register``)
 MODELS: dict[str, type[JetGenerator]] = {n: c for n, c in GENERATORS.items() if c.kind == "jets"}  # type: ignore[misc]

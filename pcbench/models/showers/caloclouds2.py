@@ -32,7 +32,7 @@ from .edm import Denoiser, edm_loss, karras_sigmas, sample_heun
 from .flow import ShowerFlow, ShowerStats, by_rows
 from .phases import flow_phase, point_phase
 from .pipeline import (OccupancyCalibration, PipelineSteps, assign_layers, calibrate_cog,
-                       calibrate_layer_energy, project_showers)
+                       calibrate_layer_energy, sample_in_batches)
 from .pointwise import PointWiseNet
 
 __all__ = ["CaloClouds2"]
@@ -190,16 +190,7 @@ class CaloClouds2(ShowerGenerator):
         (point convention, MeV), or with ``steps.project`` cell hits (grid) or voxels (CaloChallenge).
         ``progress`` is called with the number of showers of each finished batch."""
         e_inc_mev = np.asarray(e_inc_mev, np.float64)
-        parts = []
-        for i, a in enumerate(range(0, len(e_inc_mev), batch_size)):
-            parts.append(self._sample_batch(e_inc_mev[a:a + batch_size], seed * 100_003 + i, steps, num_steps))
-            if progress is not None:
-                progress(len(parts[-1][0]))
-        width = max(p.shape[1] for p, _ in parts)
-        pts = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p, _ in parts])
-        mask = np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for _, m in parts])
-        out = ShowerPointSet(pts, mask, e_inc_mev.astype(np.float32), {"y_unit": "mm"})
-        return project_showers(out, self.grid) if steps.project else out
+        return sample_in_batches(e_inc_mev, batch_size, seed, lambda e, s: self._sample_batch(e, s, steps, num_steps), self.grid, steps.project, progress)
 
     @torch.no_grad()
     def _sample_batch(self, e_inc: np.ndarray, seed: int, steps: PipelineSteps,

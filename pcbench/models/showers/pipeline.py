@@ -11,6 +11,7 @@ projection gives cell hits on a layered grid and dense voxels on CaloChallenge g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from ...data.containers import ShowerPointSet, VoxelShowerSet
 from ...geometry import Geometry, LayeredGrid, layer_stack, project
 
 __all__ = ["PipelineSteps", "OccupancyCalibration", "assign_layers", "calibrate_layer_energy", "calibrate_cog",
-           "project_showers", "pipeline_attrs"]
+           "project_showers", "pipeline_attrs", "sample_in_batches", "batch_seed"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,32 @@ def project_showers(showers: ShowerPointSet, geometry: Geometry) -> ShowerPointS
         return ShowerPointSet(points, mask, showers.incident_energy, dict(showers.attrs))
     cells = project(showers.points, geometry, showers.mask, threshold=threshold, output="dense").cells
     return VoxelShowerSet(cells, showers.incident_energy, geometry.name, dict(showers.attrs))
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    """The seed of batch ``batch`` of a sampling call with ``seed`` (the same for every generator)."""
+    return seed * 100_003 + batch
+
+
+def sample_in_batches(e_inc_mev: np.ndarray, batch_size: int, seed: int,
+                      batch: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], geometry: Geometry,
+                      project: bool, progress: Callable[[int], None] | None = None
+                      ) -> ShowerPointSet | VoxelShowerSet:
+    """Showers at ``e_inc_mev`` [MeV], ``batch_size`` at a time: ``batch(energies, seed)`` gives
+    (B, P, 4) points and their (B, P) mask for one batch (seed ``batch_seed(seed, i)`` for batch
+    i); the batches are zero-padded to one width, and with ``project`` put onto ``geometry``'s
+    cells.  ``progress`` is called with the number of showers of each finished batch."""
+    e_inc_mev = np.asarray(e_inc_mev, np.float64)
+    parts = []
+    for i, a in enumerate(range(0, len(e_inc_mev), batch_size)):
+        parts.append(batch(e_inc_mev[a:a + batch_size], batch_seed(seed, i)))
+        if progress is not None:
+            progress(len(parts[-1][0]))
+    width = max(p.shape[1] for p, _ in parts)
+    pts = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p, _ in parts])
+    mask = np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for _, m in parts])
+    out = ShowerPointSet(pts, mask, e_inc_mev.astype(np.float32), {"y_unit": "mm"})
+    return project_showers(out, geometry) if project else out
 
 
 def pipeline_attrs(steps: PipelineSteps, occupancy: OccupancyCalibration | None) -> dict[str, Any]:
