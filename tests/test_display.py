@@ -63,6 +63,13 @@ def test_flops_print_with_their_si_prefix(flops, text):
     assert fmt_flops(flops) == text
 
 
+def test_huge_values_print_as_powers_of_ten_not_as_long_integers():
+    assert fmt_value(4.426573181013137e20, 8.454596975615769e19) == "(4.43 ± 0.85) x 10^20"
+    assert fmt_value(1.7e80, 1.4e80) == "(1.7 ± 1.4) x 10^80"
+    assert fmt_number(3.2e12) == "3.20 x 10^12" and fmt_number(-5e9, 2) == "-5.0 x 10^9"
+    assert fmt_number(4.5e8) == "450000000" and fmt_value(1377000, 11000) == "1377000 ± 11000"  # below 1e9: as before
+
+
 @pytest.mark.parametrize("n, text", [(0, "0 threads"), (1, "1 thread"), (2, "2 threads")])
 def test_counts_take_the_plural_unless_one(n, text):
     assert counted(n, "thread") == text

@@ -130,10 +130,17 @@ def _decimals(x: float, digits: int) -> int:
     return max(0, digits - 1 - math.floor(math.log10(abs(x))))
 
 
+#: values this large print as "m x 10^n" (a 20-digit integer is not readable; no "e" notation)
+_HUGE = 1e9
+
+
 def fmt_number(x: float, digits: int = 3) -> str:
-    """``x`` with ``digits`` significant digits in fixed notation (no exponent)."""
+    """``x`` with ``digits`` significant digits in fixed notation, or as ``m x 10^n`` from 1e9 up."""
     if not math.isfinite(x):
         return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if abs(x) >= _HUGE:
+        n = math.floor(math.log10(abs(x)))
+        return f"{fmt_number(x / 10 ** n, digits)} x 10^{n}"
     return f"{x:.{_decimals(x, digits)}f}"
 
 
@@ -170,6 +177,9 @@ def fmt_value(value: float | None, error: float | None, scale: float = 1.0, bett
         return fmt_number(v, 4)
     if e == 0:
         return f"{fmt_number(v, 4)} ± 0"
+    if max(abs(v), e) >= _HUGE:  # both in units of 10^n of the larger
+        n = math.floor(math.log10(max(abs(v), e)))
+        return f"({fmt_value(v / 10 ** n, e / 10 ** n)}) x 10^{n}"
     d = 1 - math.floor(math.log10(abs(e)))  # the place of the error's second significant digit
     if d < 0:  # errors of 100 and more: both rounded to that place, printed as integers
         return f"{round(v, d):.0f} ± {round(e, d):.0f}"
