@@ -106,3 +106,18 @@ def _private_cache(tmp_path_factory, monkeypatch) -> None:
     """Every test gets its own cache (``$PCBENCH_CACHE``): evaluations write truth rows there, and a
     test must never read or fill the user's cache.  Tests that pass a cache explicitly still may."""
     monkeypatch.setenv("PCBENCH_CACHE", str(tmp_path_factory.mktemp("pcbench-cache")))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One thread for torch and the OpenMP / BLAS pools for a module (``pytestmark =
+    pytest.mark.usefixtures("one_thread")``): on a shared 2-core machine oversubscribed threads make
+    small networks and boosted trees several times slower; the numbers do not depend on it."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)

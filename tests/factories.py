@@ -137,3 +137,25 @@ def shower_ddp(name: str, config: dict, data: Path, out: Path, world: int = 2, *
                                           nprocs=world, join=True, start_method="spawn")
     payload = torch.load(Path(out) / "last.pt", weights_only=False)
     return payload, *(torch.load(Path(out) / f"rank{r}.pt") for r in (0, 1))
+
+
+def shower_cli_round_trip(name: str, showers, tmp_path: Path, sets: dict) -> tuple[Path, Path]:
+    """``pcbench train NAME --set k=v ...`` on ``showers`` written to a file, then ``pcbench sample``
+    of as many showers at that file's incident energies; both must exit 0.  Returns (the training
+    file, the sample file)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pcbench.cli import cli
+    from pcbench.data import formats
+
+    data = formats.write(tmp_path / "train.h5", showers)
+    options = [a for k, v in sets.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    res = CliRunner().invoke(cli, ["train", name, "--data-file", str(data), "--out", str(tmp_path / "m"), *options])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "gen.h5"
+    res = CliRunner().invoke(cli, ["sample", str(tmp_path / "m" / "last.pt"), "-n", str(len(showers.incident_energy)),
+                                   "-o", str(out), "--energies-from", str(data)])
+    assert res.exit_code == 0, res.output
+    return data, out

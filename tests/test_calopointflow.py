@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from factories import shower_ddp
+from factories import shower_cli_round_trip, shower_ddp
 from pcbench.cli import cli
 from pcbench.data import formats
 from pcbench.data.containers import ShowerPointSet, VoxelShowerSet
@@ -30,13 +30,7 @@ TINY = {"latent_dim": 4, "encoder_point_layers": [16, 16], "encoder_latent_layer
         "epochs": 2, "batch_size": 8, "points_per_shower": 64}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on the shared 2-core machine, 2 threads ran these tiny nets 3x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -227,15 +221,7 @@ def test_training_lowers_the_losses_and_checkpoints_give_the_same_samples(ds2_vo
 
 
 def test_cli_train_sample_evaluate_on_ds2_voxels(ds2_voxels, tmp_path):
-    data = formats.write(tmp_path / "ds2.h5", ds2_voxels)
-    sets = [a for k, v in {**TINY, "epochs": 1}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-    res = CliRunner().invoke(cli, ["train", "calopointflow", "--data-file", str(data), "--out", str(tmp_path / "m"),
-                                   *sets])
-    assert res.exit_code == 0, res.output
-    out = tmp_path / "gen.h5"
-    res = CliRunner().invoke(cli, ["sample", str(tmp_path / "m" / "last.pt"), "-n", "32", "-o", str(out),
-                                   "--energies-from", str(data)])
-    assert res.exit_code == 0, res.output
+    data, out = shower_cli_round_trip("calopointflow", ds2_voxels, tmp_path, {**TINY, "epochs": 1})
     gen = formats.read(out)
     assert isinstance(gen, VoxelShowerSet) and gen.voxels.shape == (32, 6480)
     assert np.array_equal(gen.incident_energy, ds2_voxels.incident_energy)

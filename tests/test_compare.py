@@ -26,18 +26,7 @@ SHIFTS = (0.0, 0.3, 1.0)  # in units of the reference's sigma, along the first o
 N = 600  # objects per class
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread for torch and OpenMP: on a shared 2-core machine oversubscribed OpenMP threads
-    make the boosted trees several times slower (the numbers do not depend on it)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gaussians(shifts: tuple[float, ...], seed: int = 0, n: int = N) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -10,11 +10,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from scipy import stats
 
-from factories import shower_ddp
-from pcbench.cli import cli
+from factories import shower_cli_round_trip, shower_ddp
 from pcbench.data import formats
 from pcbench.data.containers import ShowerPointSet, VoxelShowerSet
 from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
@@ -230,15 +228,7 @@ def test_bad_input_is_a_config_error(small_ds2):
 def test_cli_train_sample_evaluate_on_calochallenge_voxels(small_ds2, tmp_path):
     from pcbench.evaluate import evaluate
 
-    data = formats.write(tmp_path / "train.h5", small_ds2)
-    sets = sum((["--set", f"{k}={v}".replace("'", '"')] for k, v in TINY.items()), [])
-    res = CliRunner().invoke(cli, ["train", "deeptree-showers", "--data-file", str(data), "--out", str(tmp_path / "m"),
-                                   *sets])
-    assert res.exit_code == 0, res.output
-    out = tmp_path / "gen.h5"
-    res = CliRunner().invoke(cli, ["sample", str(tmp_path / "m" / "last.pt"), "-n", "24", "-o", str(out),
-                                   "--energies-from", str(data)])
-    assert res.exit_code == 0, res.output
+    data, out = shower_cli_round_trip("deeptree-showers", small_ds2, tmp_path, TINY)
     gen = formats.read(out)
     assert type(gen).__name__ == "VoxelShowerSet" and gen.voxels.shape == (24, 6480)
     assert np.array_equal(gen.incident_energy, small_ds2.incident_energy)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from factories import shower_ddp
+from factories import shower_cli_round_trip, shower_ddp
 from pcbench.cli import cli
 from pcbench.data import formats
 from pcbench.data.containers import ShowerPointSet, VoxelShowerSet
@@ -33,13 +33,7 @@ TINY = {"blocks": 1, "hidden": 4, "embed": 2, "cond_layers": 1, "bins": 4, "laye
 THR_DS2 = 0.5e-3 / 0.033
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the busy 2-core machine two threads ran the small convs ~50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -259,16 +253,8 @@ def test_bad_settings_are_one_line_config_errors(ds2_voxels, tmp_path):
 
 
 def test_cli_train_sample_evaluate_on_ds2_voxels(ds2_voxels, tmp_path):
-    data = formats.write(tmp_path / "ds2.h5", ds2_voxels)
-    sets = [a for k, v in {**TINY, "layer_epochs": 1, "energy_epochs": 1}.items()
-            for a in ("--set", f"{k}={json.dumps(v)}")]
-    res = CliRunner().invoke(cli, ["train", "conv-l2lflow", "--data-file", str(data), "--out", str(tmp_path / "m"),
-                                   *sets])
-    assert res.exit_code == 0, res.output
-    out = tmp_path / "gen.h5"
-    res = CliRunner().invoke(cli, ["sample", str(tmp_path / "m" / "last.pt"), "-n", "20", "-o", str(out),
-                                   "--energies-from", str(data)])
-    assert res.exit_code == 0, res.output
+    data, out = shower_cli_round_trip("conv-l2lflow", ds2_voxels, tmp_path,
+                                      {**TINY, "layer_epochs": 1, "energy_epochs": 1})
     gen = formats.read(out)
     assert isinstance(gen, VoxelShowerSet) and gen.voxels.shape == (20, 6480)
     assert np.array_equal(gen.incident_energy, ds2_voxels.incident_energy)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from factories import shower_ddp
+from factories import shower_cli_round_trip, shower_ddp
 from pcbench.cli import cli
 from pcbench.data import formats
 from pcbench.data.containers import VoxelShowerSet
@@ -157,15 +157,7 @@ def test_point_showers_on_a_layered_grid_are_a_config_error(tmp_path):
 
 
 def test_cli_train_sample_evaluate_on_ds2_voxels(ds2_small, tmp_path):
-    data = formats.write(tmp_path / "ds2.h5", ds2_small)
-    sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-    res = CliRunner().invoke(cli, ["train", "mdma-showers", "--data-file", str(data), "--out", str(tmp_path / "m"),
-                                   *sets])
-    assert res.exit_code == 0, res.output
-    out = tmp_path / "gen.h5"
-    res = CliRunner().invoke(cli, ["sample", str(tmp_path / "m" / "last.pt"), "-n", "24", "-o", str(out),
-                                   "--energies-from", str(data)])
-    assert res.exit_code == 0, res.output
+    data, out = shower_cli_round_trip("mdma-showers", ds2_small, tmp_path, TINY)
     gen = formats.read(out)
     assert isinstance(gen, VoxelShowerSet) and gen.voxels.shape == (24, 6480) and (gen.voxels > 0).sum() > 0
     assert np.array_equal(gen.incident_energy, ds2_small.incident_energy)
