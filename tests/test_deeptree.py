@@ -14,9 +14,9 @@ from pcbench.data.simulate.jets import JetSimConfig, simulate_jet_chunk
 from pcbench.errors import ConfigError
 from pcbench.models import build_model, model_config
 from pcbench.models.jets.deeptree import feature_matching
-from pcbench.models.jets.ffn import FFN, BatchStatNorm
-from pcbench.models.jets.pool_critic import BipartitePool, PoolCritic, readout
-from pcbench.models.jets.tree_branching import TreeGenerator
+from pcbench.models.nets.ffn import FFN, BatchStatNorm
+from pcbench.models.nets.pool_critic import BipartitePool, PoolCritic, readout
+from pcbench.models.nets.tree_branching import TreeGenerator
 
 TINY = {"hidden": 8, "critic_heads": 2, "batch_size": 32}
 

@@ -18,7 +18,7 @@ from pcbench.data.containers import ShowerPointSet, VoxelShowerSet
 from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
 from pcbench.errors import ConfigError
 from pcbench.models import TrainOptions, load_generator, model_config, train
-from pcbench.models.jets.pool_critic import BipartitePool, readout
+from pcbench.models.nets.pool_critic import BipartitePool, readout
 from pcbench.models.showers.deeptree import (DeepTreeShowers, GatedCondition, GatedTreeGenerator, RaggedBipartitePool,
                                              RaggedPoolCritic, ShowerScaler, _nn_deltas, cdf_distance, knn_distance,
                                              segment_readout)

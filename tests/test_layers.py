@@ -76,7 +76,7 @@ def test_the_layers_exist_and_the_checker_sees_imports():
 def test_jet_and_shower_generators_are_siblings_on_the_shared_training_code():
     """models/jets and models/showers never import each other nor anything above them (the
     registry, the library functions, sampling); the shared pieces (the Generator interface,
-    checkpoints, the one training loop, configs) import neither; the registry and api sit above."""
+    checkpoints, the one training loop, configs, the network blocks in nets/) import neither; the registry and api sit above."""
     models = PKG / "models"
 
     def targets(path: Path) -> set[str]:
@@ -89,5 +89,7 @@ def test_jet_and_shower_generators_are_siblings_on_the_shared_training_code():
             assert not upward, f"{path.relative_to(PKG)} imports models.{upward.pop()} (upward)"
     for shared in ("generator", "checkpoints", "trainer", "config"):
         assert not targets(models / f"{shared}.py") & {"jets", "showers", "registry", "api"}, shared
+    blocks = list((models / "nets").rglob("*.py"))  # the network blocks both kinds share import neither
+    assert len(blocks) >= 5 and all(not targets(p) & {"jets", "showers", "registry", "api", "sampling"} for p in blocks)
     assert {"jets", "showers"} <= targets(models / "registry.py")
     assert "registry" in targets(models / "api.py")

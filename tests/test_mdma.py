@@ -12,8 +12,8 @@ from factories import jet_cli_round_trip
 from pcbench.data import JetSet
 from pcbench.data.simulate.jets import JetSimConfig, simulate_jet_chunk
 from pcbench.models import build_model, model_config
-from pcbench.models.jets.mdma import cosine_warmup
-from pcbench.models.jets.mean_field import MeanFieldCritic, MeanFieldGenerator, RowNormLinear
+from pcbench.models.nets.schedules import cosine_warmup
+from pcbench.models.nets.mean_field import MeanFieldCritic, MeanFieldGenerator, RowNormLinear
 
 TINY = {"gen_hidden": 8, "gen_heads": 2, "gen_layers": 2, "disc_hidden": 8, "disc_heads": 2, "batch_size": 32,
         "warmup": 5}

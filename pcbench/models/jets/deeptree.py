@@ -1,6 +1,6 @@
 """DeepTreeGAN (Scham et al., arXiv:2311.12616; v2, arXiv:2312.00042; code
 ``DeGeSim/chep23DeepTreeGAN``, ``DeGeSim/nips23DeepTreeGANv2``): the tree-branching generator
-(``tree_branching.py``) against the iterative-pooling critic (``pool_critic.py``), a hinge GAN.
+(``nets/tree_branching.py``) against the iterative-pooling critic (``nets/pool_critic.py``), a hinge GAN.
 
 As the v2 run (``wd/scan_cdr5_fullcopy/af5e229/hyperparameters.yaml``): hinge losses summed over
 the critic's heads, one critic step per generator step, the generator's loss plus ``fm_weight`` x
@@ -32,8 +32,8 @@ from torch import nn
 from ...errors import ConfigError
 from .base import JetGenerator, JetStats
 from .epic_fm import jet_conditions
-from .pool_critic import PoolCritic
-from .tree_branching import TreeGenerator
+from ..nets.pool_critic import PoolCritic
+from ..nets.tree_branching import TreeGenerator
 
 __all__ = ["DeepTreeGAN", "feature_matching", "TREES"]
 

@@ -1,7 +1,7 @@
 """MDMA (Käch, Melzer-Pellmann, Krücker, "Pay Attention to Mean Fields for Point Cloud Generation",
 arXiv:2408.04997; earlier arXiv:2305.15254; code ``kaechb/MDMA``, branch ``NeurIPS``, which the
 paper links): a least-squares GAN whose generator and critic are mean-field attention networks
-(``mean_field.py``), conditioned on the multiplicity.
+(``nets/mean_field.py``), conditioned on the multiplicity.
 
 As the reference (``default_jet.yaml``, ``fit.py``, ``losses.py``): particles standardised to unit
 variance (``norm_sigma`` 1); least-squares losses, one critic step per generator step; the
@@ -17,7 +17,6 @@ real one from the pass before the critic's update); batches of one multiplicity,
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -28,16 +27,10 @@ from torch import nn
 from ...data import JetSet
 from .base import JetStats, feature_bounds
 from .gan import LSGAN
-from .mean_field import MeanFieldCritic, MeanFieldGenerator
+from ..nets.mean_field import MeanFieldCritic, MeanFieldGenerator
+from ..nets.schedules import cosine_warmup
 
-__all__ = ["MDMA", "cosine_warmup"]
-
-
-def cosine_warmup(step: int, warmup: int, max_iters: int) -> float:
-    """The reference's learning-rate factor: 0.5 (1 + cos(pi t / max_iters)), times t / warmup
-    while t <= warmup."""
-    factor = 0.5 * (1.0 + math.cos(math.pi * step / max_iters))
-    return factor * step / warmup if step <= warmup else factor
+__all__ = ["MDMA"]
 
 
 class MDMA(LSGAN):

@@ -42,9 +42,9 @@ from ...data.containers import ShowerPointSet, VoxelShowerSet
 from ...errors import ConfigError
 from ...geometry import get_geometry
 from ...geometry.cylindrical import CylindricalGeometry
-from ..jets.ffn import FFN, BatchStatNorm, harmonic_width
-from ..jets.pool_critic import BipartitePool, CentralNodeUpdate
-from ..jets.tree_branching import TreeGenerator
+from ..nets.ffn import FFN, BatchStatNorm, harmonic_width
+from ..nets.pool_critic import BipartitePool, CentralNodeUpdate
+from ..nets.tree_branching import TreeGenerator
 from ..trainer import Phase, TrainOptions
 from .base import ShowerGenerator, ShowerRun
 from .pipeline import PipelineSteps, sample_in_batches

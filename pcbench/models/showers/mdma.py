@@ -52,8 +52,8 @@ from torch import nn
 from ...data.containers import ShowerPointSet, VoxelShowerSet
 from ...errors import ConfigError
 from ...geometry import CylindricalGeometry, get_geometry, layer_stack
-from ..jets.mdma import cosine_warmup
-from ..jets.mean_field import RowNormLinear, _WeightNormLinear
+from ..nets.schedules import cosine_warmup
+from ..nets.mean_field import RowNormLinear, _WeightNormLinear
 from ..trainer import Phase, TrainOptions
 from .base import ShowerGenerator, ShowerRun
 from .phases import RECORD_EVERY

@@ -4,7 +4,7 @@ code ``DeGeSim/nips23DeepTreeGANv2``, ``fgsim/models/gen/gen_deeptree.py``,
 
 A root vector z (B, 1, F_0) grows into a tree: level l holds n_l = b_0 ... b_{l-1} nodes of width
 F_l, the leaves (prod b = P particles) have F_L = 3 features.  With c = n / P (the multiplicity
-condition) and every MLP an :class:`~pcbench.models.jets.ffn.FFN` with batch statistics, level l:
+condition) and every MLP an :class:`~pcbench.models.nets.ffn.FFN` with batch statistics, level l:
 
 1. global features g = Post(sum_nodes Pre(x_l) | c) (10 features; Pre to int(2 F_l 10/(F_l + 10)));
 2. branching: each parent p makes b_l children Proj(x_p | c | g) reshaped to b_l x F_l, plus x_p
