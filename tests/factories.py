@@ -159,3 +159,12 @@ def shower_cli_round_trip(name: str, showers, tmp_path: Path, sets: dict) -> tup
                                    "-o", str(out), "--energies-from", str(data)])
     assert res.exit_code == 0, res.output
     return data, out
+
+
+def ds2_voxel_showers(n: int, seed: int = 6):
+    """``n`` parameterised data-set-2 showers (pcbench's shower simulation, ``seed``) as voxels."""
+    from pcbench.data.containers import VoxelShowerSet
+    from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
+
+    d = simulate_shower_chunk(SHOWER_TARGETS["calochallenge-2"], seed, n)
+    return VoxelShowerSet(d["voxels"], d["incident_energy"], "calochallenge-2")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from factories import shower_cli_round_trip, shower_ddp
+from factories import ds2_voxel_showers, shower_cli_round_trip, shower_ddp
 from pcbench.cli import cli
 from pcbench.data import formats
 from pcbench.data.containers import ShowerPointSet, VoxelShowerSet
@@ -35,8 +35,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def ds2_voxels():
-    d = simulate_shower_chunk(SHOWER_TARGETS["calochallenge-2"], 6, 32)
-    return VoxelShowerSet(d["voxels"], d["incident_energy"], "calochallenge-2")
+    return ds2_voxel_showers(32)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from factories import free_port, shower_ddp
+from factories import ds2_voxel_showers, free_port, shower_ddp
 from pcbench.cli import cli
 from pcbench.data import formats
 from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
@@ -269,10 +269,7 @@ def test_layer_stack_of_a_cylindrical_geometry_counts_only_layers_with_voxels():
 
 @pytest.fixture(scope="module")
 def ds2_voxels():
-    from pcbench.data.containers import VoxelShowerSet
-
-    d = simulate_shower_chunk(SHOWER_TARGETS["calochallenge-2"], 6, 32)
-    return VoxelShowerSet(d["voxels"], d["incident_energy"], "calochallenge-2")
+    return ds2_voxel_showers(32)
 
 
 def test_voxels_become_one_point_per_voxel_above_threshold(ds2_voxels):

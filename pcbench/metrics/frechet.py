@@ -111,9 +111,9 @@ def fpd(real: np.ndarray, gen: np.ndarray, min_samples: int = 20_000, max_sample
 def _intercept_fit(t: np.ndarray, means: np.ndarray) -> tuple[float, float]:
     """(intercept, its error) of the line c + s t through ``means`` with c, s >= 0: jetnet's
     ``curve_fit``; where that bounded fit is stuck (residuals more than twice the least-squares
-    solution's: it starts at (1, 1) and does not move for distances of order 1e10 and more), the exact non-negative least
-    squares solution, with the covariance s^2 (A^T A)^-1 of its residuals.  Non-finite distances
-    give (inf, nan)."""
+    solution's: it starts at (1, 1) and does not move for distances of order 1e10 and more), the
+    exact non-negative least-squares solution, with the covariance s^2 (A^T A)^-1 of its
+    residuals.  Non-finite distances give (inf, nan)."""
     if not np.all(np.isfinite(means)):
         return math.inf, math.nan
     params, cov = curve_fit(lambda x, c, s: c + s * x, t, means, bounds=([0, 0], [np.inf, np.inf]))
