@@ -17,6 +17,7 @@ from pcbench.data.simulate.jets import JetSimConfig, simulate_jet_chunk
 from pcbench.models import MODELS, JetGenerator, TrainOptions, build_model, load_generator, model_config, train
 from pcbench.models.jets.epic import EPiCLayer
 from pcbench.models.jets.epic_fm import ode_solve
+from pcbench.errors import ConfigError
 from pcbench.models.jets.mpgan import MPLayer
 
 TINY = {
@@ -151,6 +152,21 @@ def test_training_is_deterministic_and_resume_continues_exactly(jets, tmp_path):
     c = train("epic-fm", tiny("epic-fm"), jets, TrainOptions(epochs=2, out_dir=tmp_path / "c", resume=True, **opts))
     da, db, dc = (params_digest(load_generator(p)[0]) for p in (a, b, c))
     assert da == db == dc
+
+
+def test_epochs_by_particle_count_pick_this_data_sets_entry(jets, tmp_path):
+    """A small config may plan epochs per particle count (each fitting the same CPU budget): on
+    30-particle jets ``{30: 2, 150: 1}`` trains exactly what ``epochs: 2`` does; a count it does not
+    name is a one-line error saying which counts it plans."""
+    opts = dict(val_every=0, progress=False, seed=5)
+    by_count = train("epic-fm", {**tiny("epic-fm"), "epochs": {30: 2, 150: 1}}, jets,
+                     TrainOptions(out_dir=tmp_path / "a", **opts))
+    plain = train("epic-fm", {**tiny("epic-fm"), "epochs": 2}, jets, TrainOptions(out_dir=tmp_path / "b", **opts))
+    ckpt = load_generator(by_count)[1]
+    assert ckpt["epoch"] == ckpt["planned_epochs"] == 2
+    assert params_digest(load_generator(by_count)[0]) == params_digest(load_generator(plain)[0])
+    with pytest.raises(ConfigError, match=r"epic-fm: this config plans epochs for jets of 50, 150 particles, not 30"):
+        train("epic-fm", {**tiny("epic-fm"), "epochs": {"150": 1, "50": 3}}, jets, TrainOptions(out_dir=tmp_path / "c", **opts))
 
 
 def test_best_epoch_is_kept_by_validation_w1m(jets, tmp_path):

@@ -67,7 +67,7 @@ class DeepTreeGAN(JetGenerator):
                  "batch_size": 200, "epochs": 3857},
         "small": {"branches": [], "widths": [], "pool_nodes": [], "critic_heads": 4, "critic_updates": 1,
                   "critic_dropout": 0.0, "hidden": 32, "fm_weight": 0.1, "lr_g": 1e-4, "lr_d": 3e-4, "weight_decay": 1e-4,
-                  "batch_size": 128, "epochs": 40},
+                  "batch_size": 128, "epochs": {30: 40, 150: 6}},
     }
 
     def __init__(self, config: dict[str, Any], stats: JetStats):

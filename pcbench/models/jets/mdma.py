@@ -46,7 +46,7 @@ class MDMA(LSGAN):
         "small": {"gen_dim": 16, "gen_hidden": 48, "gen_heads": 16, "gen_layers": 7, "disc_dim": 16,
                   "disc_hidden": 64, "disc_heads": 16, "disc_layers": 2, "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.0,
                   "warmup": 200, "max_iters": 3_000_000, "mf_weight": 1.0, "mf_steps": 50_000, "batch_size": 128,
-                  "epochs": 1500, "norm_sigma": 1.0},
+                  "epochs": {30: 75, 150: 32}, "norm_sigma": 1.0},
     }
 
     @classmethod

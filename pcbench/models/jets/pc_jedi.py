@@ -39,7 +39,7 @@ class PCJeDi(JeDiGenerator):
         "small": {"model_dim": 64, "layers": 2, "heads": 4, "ff_hidden": 128, "embed_hidden": 128,
                   "ctxt_hidden": 64, "ctxt_blocks": 2, "ctxt_dim": 32, "conditional": True, "log_pt": True,
                   "max_sr": 1.0, "min_sr": 0.02, "mle_weight": 1e-4, "lr": 1e-3, "weight_decay": 3e-5,
-                  "warmup": 500, "grad_clip": 5.0, "ema": 0.99, "batch_size": 128, "epochs": 300,
+                  "warmup": 500, "grad_clip": 5.0, "ema": 0.99, "batch_size": 128, "epochs": {30: 160, 150: 50},
                   "steps": 200, "method": "em", "norm_sigma": 1.0},
     }
 

@@ -17,7 +17,7 @@ import torch
 
 from ... import __version__
 from ...data import JetSet
-from ...errors import TrainingError
+from ...errors import ConfigError, TrainingError
 from ...metrics.jet_observables import jet_kinematics
 from ...metrics.wasserstein import w1
 from ..checkpoints import load_checkpoint_file, resume_path, save_checkpoint
@@ -42,6 +42,20 @@ def _payload(model: JetGenerator, optimizers, epoch: int, history: list, best: d
             "provenance": {**opts.provenance, "pcbench_version": __version__, "torch": torch.__version__}}
 
 
+def planned_epochs(model: str, config: dict[str, Any], num_particles: int) -> int:
+    """The epochs ``config`` plans for jets of ``num_particles`` particles: its ``epochs``, either a
+    number or, in a small config whose cost per epoch grows with the particle count, a mapping
+    from particle count to epochs (``{30: 75, 150: 32}``: each fits the same CPU budget)."""
+    epochs = config["epochs"]
+    if not isinstance(epochs, dict):
+        return int(epochs)
+    by_count = {int(k): int(v) for k, v in epochs.items()}
+    if num_particles not in by_count:
+        raise ConfigError(f"{model}: this config plans epochs for jets of {', '.join(map(str, sorted(by_count)))} "
+                          f"particles, not {num_particles}; give them with --set epochs=N")
+    return by_count[num_particles]
+
+
 def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetSet, opts: TrainOptions,
                valid_jets: JetSet | None = None) -> Path:
     """Train jet generator ``cls``; returns the path of the best checkpoint (``last.pt`` without
@@ -49,7 +63,8 @@ def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetS
     rank, world, device = distributed_context(opts.device)
     torch.manual_seed(opts.seed)
     out = Path(opts.out_dir)
-    planned = int(opts.epochs if opts.epochs is not None else config["epochs"])
+    planned = int(opts.epochs) if opts.epochs is not None else planned_epochs(cls.name, config,
+                                                                              train_jets.particles.shape[1])
     model = cls.build(config, JetStats.fit(train_jets), train_jets).to(device)
     optimizers = model.make_optimizers()
     run = {"epoch": 0, "history": [], "best": {"epoch": None, "w1m": float("inf")}}
