@@ -238,3 +238,22 @@ def test_slots_number_entries_within_their_groups():
 
     assert slots(np.array([2, 0, 3, 1])).tolist() == [0, 1, 0, 1, 2, 0]
     assert slots(np.array([], np.int64)).tolist() == []
+
+
+def test_common_binning_exists_only_where_every_layer_with_voxels_is_binned_alike():
+    """Data sets 2 and 3: one (r edges, alpha) binning, images (45, 16, 9) and (45, 50, 18); data
+    set 1 none; layers with the same number of r bins but other edges are not alike; an empty
+    layer (no voxels) does not count."""
+    from pcbench.geometry.cylindrical import CylindricalLayer
+
+    for name, (n_alpha, n_r) in (("calochallenge-2", (16, 9)), ("calochallenge-3", (50, 18))):
+        g = calochallenge_geometry(name)
+        b = g.common_binning
+        assert (b.n_alpha, b.n_r, len(g.relevant_layers)) == (n_alpha, n_r, 45)
+        assert b.r_edges == g.layers[0].r_edges
+    assert calochallenge_geometry("calochallenge-1-photons").common_binning is None
+    same = CylindricalGeometry("t", (CylindricalLayer(0, (0.0, 1.0, 2.0), 4), CylindricalLayer(1, (0.0,), 1),
+                                     CylindricalLayer(2, (0.0, 1.0, 2.0), 4)))
+    assert same.common_binning == CylindricalLayer(-1, (0.0, 1.0, 2.0), 4) and same.relevant_layers == (0, 2)
+    other = CylindricalGeometry("t", (CylindricalLayer(0, (0.0, 1.0, 2.0), 4), CylindricalLayer(1, (0.0, 1.5, 2.0), 4)))
+    assert other.common_binning is None

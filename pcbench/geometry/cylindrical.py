@@ -90,6 +90,17 @@ class CylindricalGeometry:
         return tuple(lay.id for lay in self.layers if lay.n_voxels)
 
     @cached_property
+    def common_binning(self) -> CylindricalLayer | None:
+        """The one (radial edges, alpha bins) binning that every layer with voxels shares, as a
+        layer of id -1 (data sets 2 and 3: 9 r bins x 16 alpha, 18 x 50); None when layers differ
+        (data set 1), so that images (layers, alpha, r) exist only where this is not None."""
+        binned = {(lay.r_edges, lay.n_alpha) for lay in self.layers if lay.n_voxels}
+        if len(binned) != 1:
+            return None
+        (edges, n_alpha), = binned
+        return CylindricalLayer(-1, edges, n_alpha)
+
+    @cached_property
     def layer_offsets(self) -> np.ndarray:
         """(L + 1,) index of each layer's first voxel in the flattened order (L = all layers)."""
         return np.concatenate([[0], np.cumsum([lay.n_voxels for lay in self.layers])])

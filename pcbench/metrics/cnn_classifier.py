@@ -95,14 +95,13 @@ def image_shape(geometry: CylindricalGeometry) -> tuple[int, int, int]:
     if not isinstance(geometry, CylindricalGeometry):
         raise IncompatibleError(f"the CNN classifier needs a CaloChallenge voxel geometry (calochallenge-2 or "
                                 f"calochallenge-3), got {type(geometry).__name__} {getattr(geometry, 'name', '')!r}")
-    binned = {(lay.n_alpha, lay.n_r) for lay in geometry.layers if lay.n_voxels}
-    if len(binned) != 1:
+    binning = geometry.common_binning
+    if binning is None:
         raise IncompatibleError(
             f"the CNN classifier needs voxels on one (layer, alpha, r) grid, as data sets 2 (45 x 16 x 9) and 3 "
-            f"(45 x 50 x 18); {geometry.name} has layers of {len(binned)} different binnings (data set 1 has no "
+            f"(45 x 50 x 18); {geometry.name} has layers of different binnings (data set 1 has no "
             f"CNN test in the challenge)")
-    (n_alpha, n_r), = binned
-    return len(geometry.relevant_layers), n_alpha, n_r
+    return len(geometry.relevant_layers), binning.n_alpha, binning.n_r
 
 
 def voxel_images(voxels: np.ndarray, geometry: CylindricalGeometry) -> np.ndarray:

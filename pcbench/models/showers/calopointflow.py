@@ -59,11 +59,11 @@ def ring_binning(geometry: Any) -> tuple[tuple[int, ...], int, int]:
     if not isinstance(geometry, CylindricalGeometry):
         raise ConfigError(f"calopointflow models CaloChallenge voxels; grid {geometry.name!r} is not a "
                           "CaloChallenge geometry (train it on calochallenge-2 or -3 voxels)")
-    layers = [lay for lay in geometry.layers if lay.n_voxels]
-    if len({(lay.n_alpha, lay.n_r) for lay in layers}) != 1:
+    binning = geometry.common_binning
+    if binning is None:
         raise ConfigError(f"calopointflow needs every layer binned alike (data sets 2 and 3); {geometry.name} "
                           "has layers with different alpha x r binnings")
-    return tuple(lay.id for lay in layers), layers[0].n_alpha, layers[0].n_r
+    return geometry.relevant_layers, binning.n_alpha, binning.n_r
 
 
 @dataclass(frozen=True)

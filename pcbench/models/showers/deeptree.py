@@ -418,9 +418,8 @@ class DeepTreeShowers(ShowerGenerator):
     @staticmethod
     def _geometry(name: str) -> CylindricalGeometry:
         g = get_geometry(name)
-        layers = [lay for lay in getattr(g, "layers", ()) if lay.n_voxels]
-        if not isinstance(g, CylindricalGeometry) or len({(lay.n_alpha, lay.n_r) for lay in layers}) != 1 \
-                or len(layers) != len(g.layers):
+        if not isinstance(g, CylindricalGeometry) or g.common_binning is None \
+                or len(g.relevant_layers) != len(g.layers):
             raise ConfigError(f"deeptree-showers: grid {name!r}; expected a CaloChallenge geometry with the same "
                               "alpha and r bins in every layer (calochallenge-2, calochallenge-3): train on its voxels")
         return g
@@ -433,7 +432,7 @@ class DeepTreeShowers(ShowerGenerator):
     def _bins(cls, grid: str) -> np.ndarray:
         """(layers, alpha bins, r bins) of the geometry."""
         g = cls._geometry(grid)
-        return np.array([g.n_layers, g.layers[0].n_alpha, g.layers[0].n_r], np.float64)
+        return np.array([g.n_layers, g.common_binning.n_alpha, g.common_binning.n_r], np.float64)
 
     @classmethod
     def _indices(cls, grid: str, points: np.ndarray) -> np.ndarray:

@@ -171,11 +171,11 @@ class ShowerMDMACritic(nn.Module):
 
 def _uniform_binning(geometry: CylindricalGeometry) -> tuple[np.ndarray, np.ndarray, int]:
     """Layer ids, radial edges [mm] and alpha bins shared by every layer with voxels."""
-    layers = [lay for lay in geometry.layers if lay.n_voxels]
-    if any(lay.r_edges != layers[0].r_edges or lay.n_alpha != layers[0].n_alpha for lay in layers):
+    binning = geometry.common_binning
+    if binning is None:
         raise ConfigError(f"mdma-showers needs the same (alpha, r) bins in every layer; {geometry.name} has not "
                           "(use calochallenge-2 or calochallenge-3)")
-    return np.array([lay.id for lay in layers]), np.asarray(layers[0].r_edges, np.float64), layers[0].n_alpha
+    return np.array(geometry.relevant_layers), np.asarray(binning.r_edges, np.float64), binning.n_alpha
 
 
 class MDMAShowers(ShowerGenerator):

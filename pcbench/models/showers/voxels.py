@@ -18,11 +18,8 @@ def image_shape(geometry: Geometry) -> tuple[int, int, int]:
     CaloChallenge geometry whose layers share one binning, (layers, u, v) on a layered grid."""
     if isinstance(geometry, LayeredGrid):
         return geometry.shape
-    if isinstance(geometry, CylindricalGeometry):
-        bins = {(lay.n_alpha, lay.n_r) for lay in geometry.layers if lay.n_voxels}
-        if len(bins) == 1:
-            n_alpha, n_r = bins.pop()
-            return sum(1 for lay in geometry.layers if lay.n_voxels), n_alpha, n_r
+    if isinstance(geometry, CylindricalGeometry) and geometry.common_binning is not None:
+        return len(geometry.relevant_layers), geometry.common_binning.n_alpha, geometry.common_binning.n_r
     raise ConfigError(f"{geometry.name}: a voxel model needs layers of one shape (CaloChallenge data sets 2 and 3, "
                       "or a layered grid)")
 
