@@ -18,6 +18,7 @@ from pcbench.models import MODELS, JetGenerator, TrainOptions, build_model, load
 from pcbench.models.jets.epic import EPiCLayer
 from pcbench.models.jets.epic_fm import ode_solve
 from pcbench.errors import ConfigError
+from pcbench.models.checkpoints import training_summary, unfinished_parts
 from pcbench.models.jets.mpgan import MPLayer
 
 TINY = {
@@ -177,6 +178,12 @@ def test_best_epoch_is_kept_by_validation_w1m(jets, tmp_path):
     vals = [h["val_w1m"] for h in load_generator(tmp_path / "last.pt")[1]["history"]]
     assert best.name == "best.pt" and payload["best"]["w1m"] == min(vals)
     assert payload["epoch"] == 1 + int(np.argmin(vals))
+    # its summary names the kept epoch among the 3 trained, not an unfinished run of that many
+    e = payload["epoch"]
+    summary = training_summary(payload)
+    assert summary["epochs"] == e and summary["trained_epochs"] == 3 and unfinished_parts(payload) == []
+    assert summary["text"].startswith(f"epoch {e} of 3 (3 planned) kept (best validation W1M, every 1 epochs), ")
+    assert "UNFINISHED" not in summary["text"]
 
 
 def _ddp_worker(rank: int, world: int, port: int, data: str, out: str, name: str = "epic-fm") -> None:

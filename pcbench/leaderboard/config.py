@@ -120,7 +120,9 @@ class CostConfig:
 class ModelEntry:
     """One row: a registered generator ``name`` with a named ``config`` and ``set`` overrides;
     ``label`` names the row (default: the name); ``epochs`` (jets) and ``max_minutes`` bound the
-    training; ``teacher`` (caloclouds2-cm) is the label of an earlier row to distil."""
+    training; ``val_every`` (jets) overrides ``train.val_every`` for this row (a generator whose
+    reference code keeps its best validation epoch); ``teacher`` (caloclouds2-cm) is the label of
+    an earlier row to distil."""
 
     name: str
     label: str | None = None
@@ -128,6 +130,7 @@ class ModelEntry:
     epochs: int | None = None
     max_minutes: float | None = None
     set: dict[str, Any] = field(default_factory=dict)
+    val_every: int | None = None
     teacher: str | None = None
 
     @property

@@ -80,6 +80,13 @@ def training_summary(payload: dict[str, Any]) -> dict[str, Any]:
                                                            ("cm_step", "distillation steps")) if st.get(k)]
         out.update({k: st.get(k) for k in ("flow_epoch", "step", "cm_step")}, finished=st.get("finished"))
         text = ", ".join(parts) or "no training step"
+    elif "selected" in payload:  # jets: the best validation epoch of a longer run
+        sel = payload["selected"]
+        out.update(epochs=sel["epoch"], trained_epochs=sel["of"], planned_epochs=payload.get("planned_epochs"),
+                   minutes=sel["minutes"], cpu_minutes=sel["cpu_minutes"], selected_by=sel["by"])
+        planned = f" ({out['planned_epochs']} planned)" if out["planned_epochs"] else ""
+        text = (f"epoch {sel['epoch']} of {sel['of']}{planned} kept (best {sel['by']}, every {sel['every']} epochs), "
+                f"{sel['minutes']:.1f} min ({sel['cpu_minutes']:.1f} CPU min)")
     else:
         history = payload.get("history", [])
         minutes = sum(h.get("seconds", 0.0) for h in history) / 60
@@ -100,7 +107,7 @@ def unfinished_parts(payload: dict[str, Any]) -> list[str]:
     the shower trainer recorded."""
     if "train_state" in payload:
         return list(payload["train_state"].get("untrained", []))
-    planned, epoch = payload.get("planned_epochs"), payload.get("epoch")
+    planned, epoch = payload.get("planned_epochs"), payload.get("selected", {}).get("of", payload.get("epoch"))
     if planned is not None and epoch is not None and epoch < planned:
         return [f"{payload['model']} ({epoch} of {planned} epochs)"]
     return []

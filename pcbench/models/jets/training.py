@@ -42,6 +42,19 @@ def _payload(model: JetGenerator, optimizers, epoch: int, history: list, best: d
             "provenance": {**opts.provenance, "pcbench_version": __version__, "torch": torch.__version__}}
 
 
+def _mark_selected(best: Path, trained: int, history: list[dict[str, Any]], opts: TrainOptions) -> None:
+    """Record in ``best.pt`` that it was selected by validation W1M among ``trained`` epochs, with
+    the whole run's time, so that its summary says "best validation epoch 45 of 75" rather than
+    an unfinished 45-epoch run."""
+    state = load_checkpoint_file(best, "cpu")
+    state.pop("checkpoint_md5")  # of the file before this mark
+    state["selected"] = {"by": "validation W1M", "every": opts.val_every, "val_jets": opts.val_jets,
+                         "epoch": state["epoch"], "of": trained, "val_w1m": state["best"]["w1m"],
+                         "minutes": round(sum(h["seconds"] for h in history) / 60, 2),
+                         "cpu_minutes": round(sum(h["cpu_seconds"] for h in history) / 60, 2)}
+    save_checkpoint(best, state)
+
+
 def planned_epochs(model: str, config: dict[str, Any], num_particles: int) -> int:
     """The epochs ``config`` plans for jets of ``num_particles`` particles: its ``epochs``, either a
     number or, in a small config whose cost per epoch grows with the particle count, a mapping
@@ -121,5 +134,7 @@ def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetS
     run_phases(model.name, [phase], budget, save, opts.progress and rank == 0)
     if run["epoch"] > start or not (out / "last.pt").exists():
         save()
+    if rank == 0 and (out / "best.pt").exists():
+        _mark_selected(out / "best.pt", run["epoch"], run["history"], opts)
     wait_for_all_ranks(world)
     return out / ("best.pt" if (out / "best.pt").exists() else "last.pt")
