@@ -345,7 +345,8 @@ class ShowerScaler:
         y = special.boxcox(e.astype(np.float64), lam)
         u = special.logit(index / bins)
         q = np.linspace(0, 1, min(cls.QUANTILES, len(cond_raw)))
-        return cls({"lambda": lam, "e_mean": float(y.mean()), "e_sd": float(y.std()), "bins": list(map(float, bins)),
+        return cls({"lambda": lam, "e_mean": float(y.mean()), "e_sd": float(y.std()), "e_max": float(y.max()),
+                    "bins": list(map(float, bins)),
                     "pos_mean": u.mean(0).tolist(), "pos_sd": u.std(0).tolist(),
                     "cond_quantiles": np.quantile(cond_raw, q, axis=0).T.tolist()})
 
@@ -356,9 +357,12 @@ class ShowerScaler:
         return np.column_stack([e, u]).astype(np.float32)
 
     def points_from_model(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x (M, 4) -> energies [MeV] (M,), voxel indices (M, 3) (floor, clipped to the bins)."""
+        """x (M, 4) -> energies [MeV] (M,), voxel indices (M, 3) (floor, clipped to the bins); the
+        energies clipped at the largest training point energy (the inverse Box-Cox of a generated
+        outlier would otherwise reach 1e7 MeV and more; scalers saved without ``e_max`` do not clip)."""
         s, lam = self.state, self.state["lambda"]
         y = np.maximum(x[:, 0].astype(np.float64) * s["e_sd"] + s["e_mean"], -19.0)
+        y = np.minimum(y, s.get("e_max", np.inf))
         if lam > 0:
             y = np.maximum(y, -1 / lam + 1e-12)
         elif lam < 0:

@@ -180,7 +180,7 @@ def _uniform_binning(geometry: CylindricalGeometry) -> tuple[np.ndarray, np.ndar
 
 class MDMAShowers(ShowerGenerator):
     """MDMA's GAN for CaloChallenge showers; ``full``: the submitted ds2 model (66,416 generator
-    parameters), ``small``: 2 CPU cores, minutes (docs/generators-showers.md)."""
+    parameters), ``small``: about 9 CPU-minutes on one thread (docs/generators-showers.md)."""
 
     name = "mdma-showers"
     configs: dict[str, dict[str, Any]] = {
@@ -191,8 +191,8 @@ class MDMAShowers(ShowerGenerator):
                  "e_loss_weight": 0.1, "n_norm": 1.0, "grid": "calochallenge-2"},
         "small": {"gen_dim": 16, "gen_hidden": 32, "gen_heads": 4, "gen_layers": 3, "disc_dim": 16,
                   "disc_hidden": 32, "disc_heads": 4, "disc_layers": 2, "dropout": 0.0, "lr": 2e-4,
-                  "weight_decay": 0.01, "warmup": 50, "max_iters": 600, "steps": 600,
-                  "batch_size": 16, "gp_weight": 10.0, "mf_weight": 1.0, "mf_steps": 500_000,
+                  "weight_decay": 0.01, "warmup": 100, "max_iters": 2500, "steps": 2500,
+                  "batch_size": 8, "gp_weight": 10.0, "mf_weight": 1.0, "mf_steps": 500_000,
                   "e_loss_weight": 0.1, "n_norm": 1000.0, "grid": "calochallenge-2"},
     }
 
