@@ -257,3 +257,38 @@ def test_common_binning_exists_only_where_every_layer_with_voxels_is_binned_alik
     assert same.common_binning == CylindricalLayer(-1, (0.0, 1.0, 2.0), 4) and same.relevant_layers == (0, 2)
     other = CylindricalGeometry("t", (CylindricalLayer(0, (0.0, 1.0, 2.0), 4), CylindricalLayer(1, (0.0, 1.5, 2.0), 4)))
     assert other.common_binning is None
+
+
+def test_ild_ecal_30_is_a_window_of_ild_ecal_and_nothing_else_is():
+    """Every ild-ecal-30 cell is an ild-ecal cell (same layers, cells 24-53 in x and z): its points
+    project onto the same ild-ecal cells as cell centres; a grid shifted by half a cell, or ild-ecal
+    itself inside the window, is not a window."""
+    from dataclasses import replace
+
+    small, big = get_geometry("ild-ecal-30"), get_geometry("ild-ecal")
+    assert small.is_window_of(big) and big.is_window_of(big) and not big.is_window_of(small)
+    half = small.cell_size / 2
+    shifted = replace(small, u_range=(small.u_range[0] + half, small.u_range[1] + half))
+    assert not shifted.is_window_of(big)
+    assert not small.is_window_of(calochallenge_geometry("calochallenge-2"))
+    assert not replace(small, threshold=0.2).is_window_of(big)
+
+
+def test_points_made_on_a_window_are_evaluated_on_the_references_grid(tmp_path):
+    """Point showers written on ild-ecal-30 against an ild-ecal reference: the evaluation's geometry
+    is ild-ecal (the window's cells are its cells); on a grid that is not a window, a one-line error."""
+    from types import SimpleNamespace
+
+    import h5py
+
+    from pcbench.errors import IncompatibleError
+    from pcbench.evaluate import shared_geometry
+
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f["showers"] = np.zeros((1, 2, 4), np.float32)
+    ref = SimpleNamespace(attrs={"geometry": "ild-ecal"})
+    assert shared_geometry(path, {"geometry": "ild-ecal-30"}, "showers", "ref.h5", ref, None) == "ild-ecal"
+    with pytest.raises(IncompatibleError, match="ild-ecal-30, the reference ref.h5 on calochallenge-2"):
+        shared_geometry(path, {"geometry": "ild-ecal-30"}, "showers", "ref.h5",
+                        SimpleNamespace(attrs={"geometry": "calochallenge-2"}), None)

@@ -59,6 +59,26 @@ class LayeredGrid:
             raise FormatError(f"{self.name}: absorber_before_mm has {len(self.absorber_before)} entries, "
                               f"expected one per layer ({len(fronts)})")
 
+    def is_window_of(self, other: object) -> bool:
+        """Whether every cell of this grid is a cell of ``other``: the same layers (fronts,
+        acceptance, active thickness, depth axis), cell size and threshold, and u and v ranges that
+        lie inside ``other``'s on its cell edges (``ild-ecal-30`` of ``ild-ecal``).  Points made on
+        such a window are points of ``other`` that never fall outside the window."""
+        if not isinstance(other, LayeredGrid):
+            return False
+        same = (np.array_equal(self.layer_fronts, other.layer_fronts) and self.cell_size == other.cell_size
+                and self.depth_axis == other.depth_axis and self.threshold == other.threshold
+                and (self.accept_below, self.accept_above, self.active_thickness)
+                == (other.accept_below, other.accept_above, other.active_thickness))
+        if not same:
+            return False
+        tol = 1e-6 * self.cell_size
+        for (lo, hi), (olo, ohi) in ((self.u_range, other.u_range), (self.v_range, other.v_range)):
+            k = (lo - olo) / self.cell_size
+            if lo < olo - tol or hi > ohi + tol or abs(k - round(k)) > 1e-6:
+                return False
+        return True
+
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> LayeredGrid:
         """Build from the YAML keys (``layer_fronts_mm``, ``cell_size_mm``, ``u_range_mm``, ...)."""
