@@ -32,6 +32,7 @@ import argparse
 import ast
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -97,20 +98,28 @@ def challenge_values(mode: str, out: Path, stdout: str) -> dict[str, float]:
     return {k: float(v) for k, v in ast.literal_eval(found.group(1)).items()} if found else {}
 
 
-def run_challenge(python: str, code: Path, gen: Path, ref: Path, mode: str, out: Path, cls: list[str]) -> tuple[float, dict]:
+def run_challenge(python: str, code: Path, gen: Path, ref: Path, mode: str, out: Path, cls: list[str]
+                  ) -> tuple[float, float, dict]:
+    """(wall seconds, CPU seconds, values) of one challenge mode in its own process."""
     out.mkdir(parents=True, exist_ok=True)
     cmd = [python, "-c", RUNNER, str(code), "-i", str(gen), "-r", str(ref), "-m", mode, "-d", "2",
            "--output_dir", str(out), "--no_cuda", *cls]
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    dt = time.perf_counter() - t
+    dt, dc = time.perf_counter() - t, _children_cpu() - c
     if proc.returncode:
-        return dt, {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
-    return dt, challenge_values(mode, out, proc.stdout)
+        return dt, dc, {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return dt, dc, challenge_values(mode, out, proc.stdout)
 
 
-def pcbench_side(gen: Path, ref: Path, n: int, cls: dict) -> tuple[float, dict[str, tuple[float, dict]]]:
-    """Features of both samples (seconds), then per group (seconds, values)."""
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def pcbench_side(gen: Path, ref: Path, n: int, cls: dict) -> tuple[tuple[float, float], dict[str, tuple[float, float, dict]]]:
+    """Features of both samples (wall, CPU seconds), then per group (wall, CPU seconds, values)."""
     import dataclasses
 
     from pcbench.evaluate.calochallenge import CaloSuiteConfig, _pair, summarise_voxels, Want, histogram_bins
@@ -121,14 +130,14 @@ def pcbench_side(gen: Path, ref: Path, n: int, cls: dict) -> tuple[float, dict[s
 
     geo = get_geometry("calochallenge-2")
     threshold = calo_features.THRESHOLDS_MEV[geo.name]
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     rows = np.arange(n)
     r, r_max = summarise_voxels(ShowerSource.of(ref), {"r": Want(rows, n)}, geo, threshold, 2000)["r"]
     bins = histogram_bins("cell", 0, geo, threshold, r_max)
     r.cell_hist = summarise_voxels(ShowerSource.of(ref), {"r": Want(rows, cell_bins=bins, features=False)}, geo, threshold,
                              2000)["r"][0].cell_hist
     g = summarise_voxels(ShowerSource.of(gen), {"g": Want(rows, n, bins)}, geo, threshold, 2000)["g"][0]
-    t_feat = time.perf_counter() - t
+    t_feat = (time.perf_counter() - t, time.process_time() - c)
     out = {}
     base = CaloSuiteConfig.named("full")
     fast = DNNSettings.FAST
@@ -141,9 +150,9 @@ def pcbench_side(gen: Path, ref: Path, n: int, cls: dict) -> tuple[float, dict[s
     try:
         for mode, metrics in GROUPS.items():
             cfg = dataclasses.replace(base, metrics=metrics, classifier="bench")
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             values, _ = _pair(g, r, geo, threshold, cfg, lambda _m: None)
-            out[mode] = (time.perf_counter() - t, {k: v[0] for k, v in values.items()})
+            out[mode] = (time.perf_counter() - t, time.process_time() - c, {k: v[0] for k, v in values.items()})
     finally:
         DNNSettings.named = staticmethod(orig)  # type: ignore[method-assign]
     return t_feat, out
@@ -162,7 +171,17 @@ def main() -> None:
     ap.add_argument("--cls-batch", type=int, default=500)
     ap.add_argument("--cls-lr", type=float, default=1e-3)
     ap.add_argument("--pcbench-first", action="store_true", help="run (and print) the pcbench side first")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS / OpenMP / torch threads on both sides (default 1: CPU seconds then measure work, "
+                         "not spinning threads on a loaded machine)")
     args = ap.parse_args()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)  # inherited by the challenge's processes
+    import threadpoolctl
+    import torch
+
+    threadpoolctl.threadpool_limits(args.threads)
+    torch.set_num_threads(args.threads)
     code = args.challenge / "code"
     if not (code / "evaluate.py").is_file():
         sys.exit(f"--challenge {args.challenge}: no code/evaluate.py there (a copy of CaloChallenge/homepage expected)")
@@ -178,28 +197,31 @@ def main() -> None:
         settings = {"n_hidden": args.cls_hidden, "epochs": args.cls_epochs, "batch_size": args.cls_batch, "lr": args.cls_lr}
         if args.pcbench_first:
             t_feat, mine = pcbench_side(gen, ref, args.n, settings)
-            print(f"  pcbench features {t_feat:.1f} s; " + "; ".join(f"{m} {t:.1f} s {v}" for m, (t, v) in mine.items()),
+            print(f"  pcbench features {t_feat[0]:.1f} s; " + "; ".join(f"{m} {t:.1f} s {v}" for m, (t, _, v) in mine.items()),
                   flush=True)
         theirs = {}
         for mode in modes:
             theirs[mode] = run_challenge(args.challenge_python, code, gen, ref, mode, tmp / mode, cls)
-            print(f"  challenge {mode:<9} {theirs[mode][0]:8.1f} s  (load {os.getloadavg()[0]:.1f})  {theirs[mode][1]}",
-                  flush=True)
+            print(f"  challenge {mode:<9} {theirs[mode][0]:8.1f} s, {theirs[mode][1]:8.1f} CPU-s  "
+                  f"(load {os.getloadavg()[0]:.1f})  {theirs[mode][2]}", flush=True)
         if not args.pcbench_first:
             t_feat, mine = pcbench_side(gen, ref, args.n, settings)
-    print(f"  pcbench features of both samples: {t_feat:.1f} s (load {os.getloadavg()[0]:.1f})")
-    print(f"\n{'group (challenge mode)':<24}{'challenge [s]':>14}{'pcbench [s]':>12}{'ratio':>8}   values: challenge | pcbench")
-    tot_c, tot_p = 0.0, t_feat
+    print(f"  pcbench features of both samples: {t_feat[0]:.1f} s, {t_feat[1]:.1f} CPU-s (load {os.getloadavg()[0]:.1f})")
+    print(f"\n{'group (challenge mode)':<24}{'challenge wall / CPU [s]':>26}{'pcbench wall / CPU [s]':>24}"
+          f"{'ratio wall / CPU':>18}   values: challenge | pcbench")
+    tot_c, tot_p = [0.0, 0.0], list(t_feat)
     for mode in modes:
-        tc, vc = theirs[mode]
-        tp, vp = mine[mode]
-        tot_c += tc
-        tot_p += tp
+        tc, cc, vc = theirs[mode]
+        tp, cp, vp = mine[mode]
+        pw, pc = tp + t_feat[0], cp + t_feat[1]
+        tot_c = [tot_c[0] + tc, tot_c[1] + cc]
+        tot_p = [tot_p[0] + tp, tot_p[1] + cp]
         shown = "; ".join(f"{k} {vc.get(k, float('nan')):.4g} | {vp[k]:.4g}" for k in vp) if "error" not in vc \
             else f"challenge failed: {vc['error']}"
-        print(f"{mode:<24}{tc:14.1f}{tp + t_feat:12.1f}{tc / (tp + t_feat):7.1f}x   {shown}")
-    print(f"{'total':<24}{tot_c:14.1f}{tot_p:12.1f}{tot_c / tot_p:7.1f}x   (pcbench: features once + every group; "
-          f"per group: that group + the features; load {os.getloadavg()[0]:.1f})")
+        print(f"{mode:<24}{tc:14.1f} / {cc:9.1f}{pw:13.1f} / {pc:8.1f}{tc / pw:9.1f}x / {cc / pc:5.1f}x   {shown}")
+    print(f"{'total':<24}{tot_c[0]:14.1f} / {tot_c[1]:9.1f}{tot_p[0]:13.1f} / {tot_p[1]:8.1f}"
+          f"{tot_c[0] / tot_p[0]:9.1f}x / {tot_c[1] / tot_p[1]:5.1f}x   (pcbench: features once + every group; per "
+          f"group: that group + the features; {args.threads} thread(s) a side; load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
