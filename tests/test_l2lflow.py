@@ -21,6 +21,7 @@ from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
 from pcbench.errors import ConfigError
 from pcbench.geometry import get_geometry, project
 from pcbench.models import TrainOptions, load_generator, model_config, train
+from pcbench.models.checkpoints import training_summary
 from pcbench.models.showers.conv_flow import ActNorm, ConvFlow, LUConv1x1, RQSCoupling, squeeze, unsqueeze
 from pcbench.models.showers.voxels import image_shape, images_to_cells, layer_images
 from pcbench.models.showers.l2lflow import ConvL2LFlow, one_cycle, renormalize_layers
@@ -182,6 +183,8 @@ def test_training_lowers_both_losses_and_checkpoints_reproduce_samples(ds2_voxel
     energy = [h["nll"] for h in hist if h["phase"] == "energy"]
     layers = [h["nll"] for h in hist if h["phase"] == "layers"]
     assert len(energy) == 25 and len(layers) == 3 and payload["train_state"]["finished"]
+    # the records' training line names each phase of the one trainer with done and planned units
+    assert training_summary(payload)["text"] == "layer-energy flow: 25 of 25 epochs, layer flows: 3 of 3 epochs"
     assert energy[-1] < energy[0] - 1.0 and layers[-1] < layers[0]
     assert payload["config"]["grid"] == "calochallenge-2" and model.n_layers == 45 and model.cyclic
     e = ds2_voxels.incident_energy[:3].astype(np.float64)

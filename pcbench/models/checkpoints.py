@@ -75,9 +75,12 @@ def training_summary(payload: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"trained": True, "config_name": config}
     if "train_state" in payload:  # shower generators: epochs and steps per part
         st = payload["train_state"]
-        parts = [f"{st.get(k, 0)} {what}" for k, what in (("flow_epoch", "ShowerFlow epochs"),
-                                                           ("step", "point-model steps"),
-                                                           ("cm_step", "distillation steps")) if st.get(k)]
+        if st.get("progress"):  # every phase of the one trainer: "layer flows: 8 of 10 epochs"
+            parts = [f"{p['label']}: {p['done']} of {p['planned']} {p['unit']}" for p in st["progress"]]
+        else:  # checkpoints written before the trainer recorded its phases (CaloClouds' counters)
+            parts = [f"{st.get(k, 0)} {what}" for k, what in (("flow_epoch", "ShowerFlow epochs"),
+                                                               ("step", "point-model steps"),
+                                                               ("cm_step", "distillation steps")) if st.get(k)]
         out.update({k: st.get(k) for k in ("flow_epoch", "step", "cm_step")}, finished=st.get("finished"))
         text = ", ".join(parts) or "no training step"
     elif "selected" in payload:  # jets: the best validation epoch of a longer run

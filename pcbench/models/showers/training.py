@@ -110,6 +110,8 @@ def train_showers(cls: type[ShowerGenerator], config: dict[str, Any], data: Show
     if all(p.done() >= p.planned for p in phases) and rank == 0:
         model.eval()
         model.finish(run)
+    run.state["progress"] = [{"label": p.label, "done": int(p.done()), "planned": int(p.planned), "unit": p.unit}
+                             for p in phases]
     run.state["untrained"] = model.untrained(run.state)
     run.state["finished"] = not run.state["untrained"]
     path = _save(model, run)
