@@ -271,6 +271,9 @@ def test_ild_ecal_30_is_a_window_of_ild_ecal_and_nothing_else_is():
     shifted = replace(small, u_range=(small.u_range[0] + half, small.u_range[1] + half))
     assert not shifted.is_window_of(big)
     assert not small.is_window_of(calochallenge_geometry("calochallenge-2"))
+    ds2 = calochallenge_geometry("calochallenge-2")  # a CaloChallenge geometry is a window of itself only
+    assert ds2.is_window_of(ds2) and not ds2.is_window_of(calochallenge_geometry("calochallenge-3"))
+    assert not ds2.is_window_of(big)
     assert not replace(small, threshold=0.2).is_window_of(big)
 
 

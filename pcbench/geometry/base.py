@@ -52,6 +52,10 @@ class Geometry(Protocol):
     def summary(self) -> dict[str, Any]:
         """Facts for people (layers, cells, extents)."""
 
+    def is_window_of(self, other: object) -> bool:
+        """Whether every cell of this geometry is a cell of ``other`` (points made on it are
+        points of ``other``)."""
+
 
 #: name -> (kind, shipped file)
 GEOMETRIES = {

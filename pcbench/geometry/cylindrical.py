@@ -100,6 +100,11 @@ class CylindricalGeometry:
         (edges, n_alpha), = binned
         return CylindricalLayer(-1, edges, n_alpha)
 
+    def is_window_of(self, other: object) -> bool:
+        """Whether every voxel of this geometry is one of ``other``'s: only when they are the same
+        (no CaloChallenge geometry is a part of another)."""
+        return self == other
+
     @cached_property
     def layer_offsets(self) -> np.ndarray:
         """(L + 1,) index of each layer's first voxel in the flattened order (L = all layers)."""
