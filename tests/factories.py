@@ -161,6 +161,37 @@ def shower_cli_round_trip(name: str, showers, tmp_path: Path, sets: dict) -> tup
     return data, out
 
 
+def voxel_samples(out: Path, showers, name: str):
+    """The sample file ``out`` of ``shower_cli_round_trip``: voxel showers of ``showers``' geometry,
+    one per training shower at its incident energy, written by model ``name``."""
+    from pcbench.data import formats
+    from pcbench.data.containers import VoxelShowerSet
+    from pcbench.geometry import get_geometry
+
+    gen = formats.read(out)
+    n_cells = get_geometry(showers.geometry).n_cells
+    assert isinstance(gen, VoxelShowerSet) and gen.voxels.shape == (len(showers.incident_energy), n_cells)
+    assert np.array_equal(gen.incident_energy, showers.incident_energy)
+    assert formats.read_attrs(out)["model"] == name
+    return gen
+
+
+def cli_metric(samples: Path, reference: Path, tmp_path: Path, metric: str) -> float:
+    """``pcbench evaluate SAMPLES --reference REF --profile fast --metrics METRIC`` (must exit 0):
+    the value in its record."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pcbench.cli import cli
+
+    res = CliRunner().invoke(cli, ["evaluate", str(samples), "--reference", str(reference), "--profile", "fast",
+                                   "--metrics", metric, "--out", str(tmp_path / "ev")])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(next((tmp_path / "ev").rglob("*.json")).read_text())
+    return rec["metrics"][metric]["value"]
+
+
 def ds2_voxel_showers(n: int, seed: int = 6):
     """``n`` parameterised data-set-2 showers (pcbench's shower simulation, ``seed``) as voxels."""
     from pcbench.data.containers import VoxelShowerSet

@@ -4,15 +4,12 @@ seeded sampling, and the CLI train -> sample -> evaluate on data-set-2 voxels.""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from factories import ds2_voxel_showers, shower_cli_round_trip, shower_ddp
-from pcbench.cli import cli
+from factories import cli_metric, ds2_voxel_showers, shower_cli_round_trip, shower_ddp, voxel_samples
 from pcbench.data import formats
 from pcbench.data.containers import ShowerPointSet, VoxelShowerSet
 from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
@@ -221,16 +218,9 @@ def test_training_lowers_the_losses_and_checkpoints_give_the_same_samples(ds2_vo
 
 def test_cli_train_sample_evaluate_on_ds2_voxels(ds2_voxels, tmp_path):
     data, out = shower_cli_round_trip("calopointflow", ds2_voxels, tmp_path, {**TINY, "epochs": 1})
-    gen = formats.read(out)
-    assert isinstance(gen, VoxelShowerSet) and gen.voxels.shape == (32, 6480)
-    assert np.array_equal(gen.incident_energy, ds2_voxels.incident_energy)
-    assert formats.read_attrs(out)["model"] == "calopointflow"
-    res = CliRunner().invoke(cli, ["evaluate", str(out), "--reference", str(data), "--profile", "fast",
-                                   "--metrics", "sep_e_ratio", "--out", str(tmp_path / "ev")])
-    assert res.exit_code == 0, res.output
-    rec = json.loads(next((tmp_path / "ev").rglob("*.json")).read_text())
-    value = rec["metrics"]["sep_e_ratio"]["value"]
-    assert 0 <= value <= 1
+    gen = voxel_samples(out, ds2_voxels, "calopointflow")
+    assert gen.voxels.shape == (32, 6480)
+    assert 0 <= cli_metric(out, data, tmp_path, "sep_e_ratio") <= 1
 
 
 def test_training_under_ddp_keeps_the_replicas_of_all_four_networks_equal(ds2_voxels, tmp_path):

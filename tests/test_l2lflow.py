@@ -5,7 +5,6 @@ the CLI and DDP."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from factories import ds2_voxel_showers, shower_cli_round_trip, shower_ddp
+from factories import cli_metric, ds2_voxel_showers, shower_cli_round_trip, shower_ddp, voxel_samples
 from pcbench.cli import cli
 from pcbench.data import formats
 from pcbench.data.containers import ShowerPointSet, VoxelShowerSet
@@ -257,15 +256,9 @@ def test_bad_settings_are_one_line_config_errors(ds2_voxels, tmp_path):
 def test_cli_train_sample_evaluate_on_ds2_voxels(ds2_voxels, tmp_path):
     data, out = shower_cli_round_trip("conv-l2lflow", ds2_voxels, tmp_path,
                                       {**TINY, "layer_epochs": 1, "energy_epochs": 1})
-    gen = formats.read(out)
-    assert isinstance(gen, VoxelShowerSet) and gen.voxels.shape == (20, 6480)
-    assert np.array_equal(gen.incident_energy, ds2_voxels.incident_energy)
-    assert formats.read_attrs(out)["model"] == "conv-l2lflow"
-    res = CliRunner().invoke(cli, ["evaluate", str(out), "--reference", str(data), "--profile", "fast",
-                                   "--metrics", "sep_e_ratio", "--out", str(tmp_path / "ev")])
-    assert res.exit_code == 0, res.output
-    rec = json.loads(next((tmp_path / "ev").rglob("*.json")).read_text())
-    assert 0 <= rec["metrics"]["sep_e_ratio"]["value"] <= 1
+    gen = voxel_samples(out, ds2_voxels, "conv-l2lflow")
+    assert gen.voxels.shape == (20, 6480)
+    assert 0 <= cli_metric(out, data, tmp_path, "sep_e_ratio") <= 1
 
 
 def test_training_under_ddp_keeps_the_replicas_equal(ds2_voxels, tmp_path):

@@ -4,14 +4,13 @@ seeded sampling and the CLI on data-set-2 voxels."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from factories import shower_cli_round_trip, shower_ddp
+from factories import cli_metric, shower_cli_round_trip, shower_ddp, voxel_samples
 from pcbench.cli import cli
 from pcbench.data import formats
 from pcbench.data.containers import VoxelShowerSet
@@ -158,15 +157,9 @@ def test_point_showers_on_a_layered_grid_are_a_config_error(tmp_path):
 
 def test_cli_train_sample_evaluate_on_ds2_voxels(ds2_small, tmp_path):
     data, out = shower_cli_round_trip("mdma-showers", ds2_small, tmp_path, TINY)
-    gen = formats.read(out)
-    assert isinstance(gen, VoxelShowerSet) and gen.voxels.shape == (24, 6480) and (gen.voxels > 0).sum() > 0
-    assert np.array_equal(gen.incident_energy, ds2_small.incident_energy)
-    assert formats.read_attrs(out)["model"] == "mdma-showers"
-    res = CliRunner().invoke(cli, ["evaluate", str(out), "--reference", str(data), "--profile", "fast",
-                                   "--metrics", "sep_e_ratio", "--out", str(tmp_path / "ev")])
-    assert res.exit_code == 0, res.output
-    rec = json.loads(next((tmp_path / "ev").rglob("*.json")).read_text())
-    assert 0 <= rec["metrics"]["sep_e_ratio"]["value"] <= 1
+    gen = voxel_samples(out, ds2_small, "mdma-showers")
+    assert gen.voxels.shape == (24, 6480) and (gen.voxels > 0).sum() > 0
+    assert 0 <= cli_metric(out, data, tmp_path, "sep_e_ratio") <= 1
     res = CliRunner().invoke(cli, ["train", "mdma-showers", "--data-file", str(data), "--out", str(tmp_path / "x"),
                                    "--set", "gen_heads=3"])
     assert res.exit_code != 0 and "not a multiple of heads" in res.output and "Traceback" not in res.output
