@@ -310,7 +310,7 @@ def shared_geometry(samples: Path, attrs: dict[str, Any], kind: str, reference: 
                                 f"reference {reference} {ref_width} ({theirs or 'no known geometry'}): samples and "
                                 "reference must be on the same geometry")
     if ours and theirs and ours != theirs and not voxels and get_geometry(ours).is_window_of(get_geometry(theirs)):
-        return theirs  # points made on a window of the reference's cells (ild-ecal-30 of ild-ecal): evaluated on its grid
+        return theirs  # points made on a window of the reference's cells (ild-ecal-30 of ild-ecal): on its grid
     if ours and theirs and ours != theirs:
         raise IncompatibleError(f"{samples} is on the geometry {ours}, the reference {reference} on {theirs}: samples "
                                 "and reference must be on the same geometry")

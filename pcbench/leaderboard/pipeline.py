@@ -150,7 +150,8 @@ def _train(cfg: LeaderboardConfig, spec: ModelEntry, data: _Data, work: Path, ch
     split = {"data": data.name, "split": "train"}
     opts = TrainOptions(out_dir=work / "models" / spec.row, device=cfg.train.device, seed=cfg.train.seed,
                         max_minutes=spec.max_minutes, clock=cfg.train.clock, progress=progress, epochs=spec.epochs,
-                        val_every=cfg.train.val_every if spec.val_every is None else spec.val_every, teacher=checkpoints.get(spec.teacher) if spec.teacher else None,
+                        val_every=cfg.train.val_every if spec.val_every is None else spec.val_every,
+                        teacher=checkpoints.get(spec.teacher) if spec.teacher else None,
                         provenance=training_provenance(data.train, split, spec.config, cfg.data.jet_type))
     return train(spec.name, model_config(spec.name, spec.config, **spec.set), data.train, opts, data.valid)
 
