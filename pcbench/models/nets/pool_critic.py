@@ -69,10 +69,11 @@ class BipartitePool(nn.Module):
         m = self.seeds.shape[0]
         xl = self.lin_l(x).view(b, 1, n, self.heads, self.out)
         sr = self.lin_r(self.seeds).view(1, m, 1, self.heads, self.out)
-        logits = (F.leaky_relu(xl - sr, 0.2) * self.att).sum(-1)  # (B, m, n, heads)
-        alpha = logits.softmax(2)
-        pooled = (alpha[..., None] * xl).sum(2)  # (B, m, heads, out)
-        return pooled.reshape(b, m, -1) + self.bias
+        z = F.leaky_relu(xl - sr, 0.2).reshape(-1, self.heads, self.out)
+        alpha = (z * self.att).sum(-1).view(b, m, n, self.heads).softmax(2)
+        # the weighted sum over the nodes as one matrix product per jet and head: (B, heads, m, out)
+        pooled = alpha.permute(0, 3, 1, 2) @ xl[:, 0].permute(0, 2, 1, 3)
+        return pooled.permute(0, 2, 1, 3).reshape(b, m, -1) + self.bias
 
 
 class _Head(nn.Module):
