@@ -96,6 +96,23 @@ def test_pool_critic_is_permutation_invariant():
     torch.testing.assert_close(r, torch.tensor([[2.0, 4.0, 1.0, 3.0]]))  # count, sum, mad, max
 
 
+def test_pooling_equals_gatv2_written_seed_by_seed():
+    """The batched pooling against GATv2's formula, one seed, node and head at a time (float64)."""
+    torch.manual_seed(1)
+    pool = BipartitePool(6, 3, 2).double()
+    x = torch.randn(2, 5, 6, dtype=torch.float64)
+    xl, sr = pool.lin_l(x), pool.lin_r(pool.seeds)
+    want = torch.zeros(2, 3, 6, dtype=torch.float64)
+    for b in range(2):
+        for k in range(3):
+            for h in range(2):
+                cols = slice(3 * h, 3 * h + 3)
+                e = torch.stack([pool.att[h] @ torch.nn.functional.leaky_relu(xl[b, j, cols] - sr[k, cols], 0.2)
+                                 for j in range(5)])
+                want[b, k, cols] = (e.softmax(0)[:, None] * xl[b, :, cols]).sum(0)
+    torch.testing.assert_close(pool(x), want + pool.bias, rtol=1e-12, atol=1e-12)
+
+
 def test_feature_matching_and_training_lowers_the_critic_loss(jets):
     a = [torch.tensor([[0.0, 1.0], [2.0, 3.0]])]
     assert feature_matching(a, a).item() == 0.0

@@ -68,7 +68,7 @@ class DeepTreeGAN(JetGenerator):
         # small: the pooling onto 30 seeds cost 3/4 of a 150-particle step, so both sizes pool onto 6, 1
         "small": {"branches": [], "widths": [], "pool_nodes": [6, 1], "critic_heads": 4, "critic_updates": 1,
                   "critic_dropout": 0.0, "hidden": 32, "fm_weight": 0.1, "lr_g": 1e-4, "lr_d": 3e-4, "weight_decay": 1e-4,
-                  "batch_size": 128, "epochs": {30: 40, 150: 22}},
+                  "batch_size": 128, "epochs": {30: 40, 150: 12}},
     }
 
     def __init__(self, config: dict[str, Any], stats: JetStats):
