@@ -4,7 +4,6 @@ seeded sampling, and the CLI train -> sample -> evaluate on data-set-2 voxels.""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
