@@ -13,7 +13,8 @@ from pcbench.data import JetSet
 from pcbench.data.simulate.jets import JetSimConfig, simulate_jet_chunk
 from pcbench.errors import ConfigError
 from pcbench.models import build_model, model_config
-from pcbench.models.jets.deeptree import feature_matching
+from pcbench.models.jets.base import JetStats
+from pcbench.models.jets.deeptree import feature_matching, normalise_pt_sum
 from pcbench.models.nets.ffn import FFN, BatchStatNorm
 from pcbench.models.nets.pool_critic import BipartitePool, PoolCritic, readout
 from pcbench.models.nets.tree_branching import TreeGenerator
@@ -130,6 +131,31 @@ def test_feature_matching_and_training_lowers_the_critic_loss(jets):
     single = model.training_step(x[:1], opt, model.trainable())  # a batch of one jet (a rare multiplicity)
     assert all(np.isfinite(v) for v in single.values())
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_pt_fractions_are_divided_by_their_jet_sum_as_the_reference_at_150():
+    stats = JetStats(np.zeros(3), np.array([1.0, 1.0, 0.5]), 1.0, np.ones(4) / 4, 0.05, np.ones(1), 3)
+    pt = torch.tensor([[0.2, 0.6, 0.9], [0.1, 0.1, 0.4]], dtype=torch.float64)
+    x = torch.stack([torch.ones_like(pt), -torch.ones_like(pt), pt / 0.5], -1).requires_grad_()
+    out = normalise_pt_sum(x, stats, torch.tensor([2, 3]))
+    expected = torch.tensor([[0.25, 0.75, 0.9], [1 / 6, 1 / 6, 4 / 6]], dtype=torch.float64)  # slot 3 of jet 1 kept
+    torch.testing.assert_close(out[..., 2] * 0.5, expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(out[..., :2], x[..., :2])
+    out[..., 2].sum().backward()
+    assert x.grad is not None and x.grad[..., 2].abs().sum() > 0
+    floored = normalise_pt_sum(torch.tensor([[[0.0, 0.0, -1.0], [0.0, 0.0, 0.1]]]), stats)  # -0.5 floored at 0.05
+    torch.testing.assert_close(floored[0, :, 2] * 0.5, torch.tensor([0.5, 0.5]))
+
+
+def test_sampled_pt_fractions_sum_to_one_where_normalised(jets):
+    model = build_model("deeptree-gan", model_config("deeptree-gan", "small", norm_pt_sum=True, **TINY), jets)
+    out = model.sample(40, seed=1)
+    sums, n = (out.particles[..., 2] * out.mask).sum(1), out.mask.sum(1)
+    # 1 up to float32 rounding, and the post-processing's floor at min_ptrel only raises a fraction
+    assert (sums > 1 - 1e-5).all() and (sums < 1 + n * model.stats.min_ptrel + 1e-5).all()
+    unnormed = build_model("deeptree-gan", model_config("deeptree-gan", "small", norm_pt_sum=False, **TINY), jets)
+    assert np.abs((unnormed.sample(40, seed=1).particles[..., 2]).sum(1) - 1).max() > 0.1  # untrained: far from 1
+    assert not build_model("deeptree-gan", model_config("deeptree-gan", "small", **TINY), jets).norm_pt  # 30: off
 
 
 def test_the_tree_must_make_the_data_particle_number(jets):

@@ -7,7 +7,10 @@ the critic's heads, one critic step per generator step, the generator's loss plu
 a feature-matching term (each critic latent of the fakes against the real batch's, both
 standardised with the real batch's mean and width per feature, mean absolute difference; the real
 pass without gradients); Adam with betas (0.9, 0.999) and weight decay 1e-4 for both networks;
-the critic sees the jet condition of the real batch (for the fakes too).  The tree is v2's for
+the critic sees the jet condition of the real batch (for the fakes too); at 150 particles the fakes'
+pT fractions are divided by their jet's sum before the critic sees them and after sampling
+(``norm_pt_sum``, as v2's ``ml/holder.py: Holder.postprocess`` with
+``datasets/jetnet/post_gen_transfrom.py``; JetNet150's fractions of all constituents sum to 1).  The tree is v2's for
 150 particles (branches 2, 3, 5, 5; widths 64, 33, 20, 10, 3) and v1's for 30 (2, 3, 5; 64, 33,
 20, 3), chosen from the data's particle number when ``branches`` is empty.
 
@@ -35,7 +38,7 @@ from .epic_fm import jet_conditions
 from ..nets.pool_critic import PoolCritic
 from ..nets.tree_branching import TreeGenerator
 
-__all__ = ["DeepTreeGAN", "feature_matching", "TREES"]
+__all__ = ["DeepTreeGAN", "feature_matching", "normalise_pt_sum", "TREES"]
 
 #: particles -> (branches, widths) of the published trees (v1 at 30, v2 at 150)
 TREES = {30: ([2, 3, 5], [64, 33, 20, 3]), 150: ([2, 3, 5, 5], [64, 33, 20, 10, 3])}
@@ -55,6 +58,19 @@ def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torc
     return torch.stack(terms).mean() if terms else fake[0].sum() * 0.0
 
 
+def normalise_pt_sum(x: torch.Tensor, stats: JetStats, counts: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalised clouds x (B, n, 3) with each jet's pT fractions (feature 2, floored at the
+    training minimum) divided by their sum over its particles: the first ``counts[i]`` slots of
+    jet i (all n without counts); the other slots are returned unchanged.  Differentiable."""
+    sd = float(stats.std[2] / stats.norm_sigma)
+    pt = torch.clamp(x[..., 2].double() * sd + float(stats.mean[2]), min=stats.min_ptrel)
+    keep = (torch.ones_like(pt, dtype=torch.bool) if counts is None else
+            torch.arange(x.shape[1], device=x.device)[None, :] < counts.to(x.device)[:, None])
+    total = torch.where(keep, pt, torch.zeros_like(pt)).sum(1, keepdim=True)
+    scaled = ((pt / total.clamp(min=1e-12) - float(stats.mean[2])) / sd).to(x.dtype)
+    return torch.cat([x[..., :2], torch.where(keep, scaled, x[..., 2])[..., None]], -1)
+
+
 class DeepTreeGAN(JetGenerator):
     """DeepTreeGAN; the ``full`` config is the v2 run's (file and line in
     docs/generators-jets.md), ``small`` fits 2 CPU cores."""
@@ -63,11 +79,11 @@ class DeepTreeGAN(JetGenerator):
     mixed_batches = True  # the generator normalises with its batch's statistics (ffn.py)
     configs: ClassVar[dict[str, dict[str, Any]]] = {
         "full": {"branches": [], "widths": [], "pool_nodes": [], "critic_heads": 16, "critic_updates": 2,
-                 "critic_dropout": 0.5, "hidden": 100, "fm_weight": 0.1, "lr_g": 1e-5, "lr_d": 3e-5, "weight_decay": 1e-4,
+                 "critic_dropout": 0.5, "hidden": 100, "fm_weight": 0.1, "norm_pt_sum": None, "lr_g": 1e-5, "lr_d": 3e-5, "weight_decay": 1e-4,
                  "batch_size": 200, "epochs": 3857},
         # small: the pooling onto 30 seeds cost 3/4 of a 150-particle step, so both sizes pool onto 6, 1
         "small": {"branches": [], "widths": [], "pool_nodes": [6, 1], "critic_heads": 4, "critic_updates": 1,
-                  "critic_dropout": 0.0, "hidden": 32, "fm_weight": 0.1, "lr_g": 1e-4, "lr_d": 3e-4, "weight_decay": 1e-4,
+                  "critic_dropout": 0.0, "hidden": 32, "fm_weight": 0.1, "norm_pt_sum": None, "lr_g": 1e-4, "lr_d": 3e-4, "weight_decay": 1e-4,
                   "batch_size": 128, "epochs": {30: 40, 150: 12}},
     }
 
@@ -84,6 +100,8 @@ class DeepTreeGAN(JetGenerator):
             raise ConfigError(f"deeptree-gan: branches {branches} make {leaves} leaves "
                               f"and widths {widths} end in {widths[-1]}; expected {p} leaves and 3 features")
         pool = c["pool_nodes"] or [m for m in (30, 6, 1) if m < p]
+        # norm_pt_sum None: as the reference, only at 150 particles
+        self.norm_pt = p == 150 if c.get("norm_pt_sum") is None else bool(c["norm_pt_sum"])
         self.gen = TreeGenerator(branches, widths, c["hidden"])
         self.disc = PoolCritic(3, 2, pool, c["critic_heads"], c["critic_updates"], c["critic_dropout"], c["hidden"])
 
@@ -103,6 +121,8 @@ class DeepTreeGAN(JetGenerator):
         b, n, _ = x.shape
         cond = jet_conditions(x, self.stats)
         fake = gen(self._noise(b), n)
+        if self.norm_pt:
+            fake = normalise_pt_sum(fake, self.stats)
         s_real, _ = disc(x, cond)
         s_fake, _ = disc(fake.detach(), cond)
         loss_d = (torch.relu(1 - s_real).mean(1) + torch.relu(1 + s_fake).mean(1)).sum()
@@ -121,7 +141,9 @@ class DeepTreeGAN(JetGenerator):
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
 
     def generate(self, n_jets, multiplicity, generator):
-        return self.gen(self._noise(n_jets, generator), multiplicity)
+        x = self.gen(self._noise(n_jets, generator), multiplicity)
+        return normalise_pt_sum(x, self.stats) if self.norm_pt else x
 
     def generate_mixed(self, multiplicities, generator):
-        return self.gen(self._noise(len(multiplicities), generator), multiplicities)
+        x = self.gen(self._noise(len(multiplicities), generator), multiplicities)
+        return normalise_pt_sum(x, self.stats, multiplicities) if self.norm_pt else x
