@@ -9,8 +9,9 @@ standardised with the real batch's mean and width per feature, mean absolute dif
 pass without gradients); Adam with betas (0.9, 0.999) and weight decay 1e-4 for both networks;
 the critic sees the jet condition of the real batch (for the fakes too); at 150 particles the fakes'
 pT fractions are divided by their jet's sum before the critic sees them and after sampling
-(``norm_pt_sum``, as v2's ``ml/holder.py: Holder.postprocess`` with
-``datasets/jetnet/post_gen_transfrom.py``; JetNet150's fractions of all constituents sum to 1).  The tree is v2's for
+(``norm_pt_sum``, as v2's ``fgsim/ml/holder.py`` L209 and L248-254 with
+``fgsim/datasets/jetnet/post_gen_transfrom.py`` L9-30, for training and the test samples alike, via
+``fgsim/ml/eval.py`` L26; JetNet150's fractions of all constituents sum to 1).  The tree is v2's for
 150 particles (branches 2, 3, 5, 5; widths 64, 33, 20, 10, 3) and v1's for 30 (2, 3, 5; 64, 33,
 20, 3), chosen from the data's particle number when ``branches`` is empty.
 
