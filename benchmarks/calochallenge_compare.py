@@ -118,11 +118,13 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def pcbench_side(gen: Path, ref: Path, n: int, cls: dict) -> tuple[tuple[float, float], dict[str, tuple[float, float, dict]]]:
-    """Features of both samples (wall, CPU seconds), then per group (wall, CPU seconds, values)."""
+def pcbench_side(gen: Path, ref: Path, n: int, cls: dict,
+                 modes: list[str]) -> tuple[tuple[float, float], dict[str, tuple[float, float, dict]]]:
+    """Features of both samples (wall, CPU seconds), then per group of ``modes`` (wall, CPU seconds, values)."""
     import dataclasses
 
     from pcbench.evaluate.calochallenge import CaloSuiteConfig, _pair, summarise_voxels, Want, histogram_bins
+    from pcbench.evaluate.shared_metrics import energy_edges
     from pcbench.data.sources import ShowerSource
     from pcbench.geometry import get_geometry
     from pcbench.metrics import calo_features
@@ -140,6 +142,7 @@ def pcbench_side(gen: Path, ref: Path, n: int, cls: dict) -> tuple[tuple[float, 
     t_feat = (time.perf_counter() - t, time.process_time() - c)
     out = {}
     base = CaloSuiteConfig.named("full")
+    edges = energy_edges(r.e_inc, base.energy_bins)  # only the response metrics use them (not in any group)
     fast = DNNSettings.FAST
     orig = DNNSettings.named
 
@@ -148,10 +151,10 @@ def pcbench_side(gen: Path, ref: Path, n: int, cls: dict) -> tuple[tuple[float, 
 
     DNNSettings.named = staticmethod(named)  # type: ignore[method-assign]
     try:
-        for mode, metrics in GROUPS.items():
-            cfg = dataclasses.replace(base, metrics=metrics, classifier="bench")
+        for mode in modes:
+            cfg = dataclasses.replace(base, metrics=GROUPS[mode], classifier="bench")
             t, c = time.perf_counter(), time.process_time()
-            values, _ = _pair(g, r, geo, threshold, cfg, lambda _m: None)
+            values, _ = _pair(g, r, geo, threshold, cfg, lambda _m: None, edges)
             out[mode] = (time.perf_counter() - t, time.process_time() - c, {k: v[0] for k, v in values.items()})
     finally:
         DNNSettings.named = staticmethod(orig)  # type: ignore[method-assign]
@@ -186,6 +189,8 @@ def main() -> None:
     if not (code / "evaluate.py").is_file():
         sys.exit(f"--challenge {args.challenge}: no code/evaluate.py there (a copy of CaloChallenge/homepage expected)")
     modes = [m for m in args.modes.split(",") if m]
+    if not modes or set(modes) - set(GROUPS):
+        sys.exit(f"--modes {args.modes}: expected a comma-separated subset of {', '.join(GROUPS)}")
     cls = ["--cls_n_hidden", str(args.cls_hidden), "--cls_n_epochs", str(args.cls_epochs),
            "--cls_batch_size", str(args.cls_batch), "--cls_lr", str(args.cls_lr)]
     print(f"{args.n} generated vs {args.n} reference PARAMETERISED data-set-2 showers; classifiers 2 x "
@@ -196,7 +201,7 @@ def main() -> None:
         gen, ref = truncated(args.gen, args.n, tmp / "gen.h5"), truncated(args.ref, args.n, tmp / "ref.h5")
         settings = {"n_hidden": args.cls_hidden, "epochs": args.cls_epochs, "batch_size": args.cls_batch, "lr": args.cls_lr}
         if args.pcbench_first:
-            t_feat, mine = pcbench_side(gen, ref, args.n, settings)
+            t_feat, mine = pcbench_side(gen, ref, args.n, settings, modes)
             print(f"  pcbench features {t_feat[0]:.1f} s; " + "; ".join(f"{m} {t:.1f} s {v}" for m, (t, _, v) in mine.items()),
                   flush=True)
         theirs = {}
@@ -205,7 +210,7 @@ def main() -> None:
             print(f"  challenge {mode:<9} {theirs[mode][0]:8.1f} s, {theirs[mode][1]:8.1f} CPU-s  "
                   f"(load {os.getloadavg()[0]:.1f})  {theirs[mode][2]}", flush=True)
         if not args.pcbench_first:
-            t_feat, mine = pcbench_side(gen, ref, args.n, settings)
+            t_feat, mine = pcbench_side(gen, ref, args.n, settings, modes)
     print(f"  pcbench features of both samples: {t_feat[0]:.1f} s, {t_feat[1]:.1f} CPU-s (load {os.getloadavg()[0]:.1f})")
     print(f"\n{'group (challenge mode)':<24}{'challenge wall / CPU [s]':>26}{'pcbench wall / CPU [s]':>24}"
           f"{'ratio wall / CPU':>18}   values: challenge | pcbench")
