@@ -14,7 +14,7 @@ from pcbench.cli import cli
 from pcbench.data import JetSet, write
 from pcbench.data.simulate.jets import JetSimConfig, simulate_jet_chunk
 from pcbench.evaluate import EvaluationResult
-from pcbench.evaluate.jets import JetSuiteConfig, jet_suite
+from pcbench.evaluate.jets import JetSuiteConfig, jet_features, jet_suite
 from pcbench.metrics import classifier, divergence, frechet, jet_observables, kernel, wasserstein
 
 
@@ -62,6 +62,15 @@ def test_efps_agree_with_energyflow(jets):
     sub = ef.EFPSet(("n==", 4), ("d==", 4), ("p==", 1), measure="hadr", beta=1, normed=None, coords="ptyphim")
     ref5 = sub.batch_compute(jet_set.particle_features[..., [2, 0, 1]].astype(np.float64), 1)
     np.testing.assert_allclose(mine[:, jet_observables.EFP_W1_INDICES()], ref5, rtol=1e-9)
+
+
+def test_jet_features_in_chunks_are_the_whole_computation_bit_for_bit(jets):
+    whole = jet_features(jets["t"], chunk=10**6)
+    parts = jet_features(jets["t"], chunk=7)  # 300 jets: 42 full chunks and one of 6
+    assert whole.keys() == parts.keys() and whole["efps"].shape == (300, 36)
+    assert all(np.array_equal(whole[k], parts[k]) for k in whole)
+    empty = jet_features(jets["t"].subset(slice(0, 0)))
+    assert empty["efps"].shape == (0, 36) and len(empty["mass"]) == 0
 
 
 def test_w1_of_a_shift_is_the_shift_and_agrees_with_scipy():

@@ -89,12 +89,19 @@ class JetSuiteConfig(Profiles):
         "kl_bootstrap": 5, "classifier_folds": 3, "classifier_max_jets": 4_000, "deepsets_epochs": 4}
 
 
-def jet_features(jets: JetSet, device: str = "cpu") -> dict[str, np.ndarray]:
-    """Every observable the suite needs, computed once: kinematics, 36 EFPs (d <= 4), tau21, tau32."""
-    feats = jet_observables.jet_kinematics(jets.particles, jets.mask)
-    feats["efps"] = jet_observables.efps(jets.particles, jets.mask, device=device)
-    feats.update(jet_observables.tau_ratios(jets.particles, jets.mask))
-    return feats
+def jet_features(jets: JetSet, device: str = "cpu", chunk: int = 4096) -> dict[str, np.ndarray]:
+    """Every observable the suite needs, computed once: kinematics, 36 EFPs (d <= 4), tau21, tau32.
+
+    Every observable is a function of one jet, so they are computed ``chunk`` jets at a time: the
+    per-particle temporaries stay at one chunk's whatever N, with the same bits."""
+    parts = []
+    for lo in range(0, max(len(jets), 1), chunk):
+        p, m = jets.particles[lo:lo + chunk], jets.mask[lo:lo + chunk]
+        feats = jet_observables.jet_kinematics(p, m)
+        feats["efps"] = jet_observables.efps(p, m, device=device)
+        feats.update(jet_observables.tau_ratios(p, m))
+        parts.append(feats)
+    return {k: np.concatenate([f[k] for f in parts]) for k in parts[0]}
 
 
 def _mean_and_rss(means: np.ndarray, stds: np.ndarray) -> tuple[float, float]:
