@@ -19,7 +19,7 @@ from pcbench.evaluate import evaluate
 from pcbench.geometry import CylindricalGeometry, CylindricalLayer, Hits, get_geometry, project
 from pcbench.metrics import calo_features, ild_observables
 from pcbench.metrics.dnn_classifier import DNNSettings, dnn_classifier_test
-from pcbench.metrics.prdc import prdc
+from pcbench.metrics.prdc import kth_neighbour_distance, prdc
 from pcbench.metrics.separation import separation_power, separation_power_samples
 
 TINY = CylindricalGeometry("tiny", (CylindricalLayer(0, (0.0, 1.0, 3.0), 1), CylindricalLayer(1, (0.0, 2.0, 4.0), 4)))
@@ -64,6 +64,18 @@ def test_prdc_agrees_with_the_prdc_package():
     ref = prdc_pkg.compute_prdc(real, gen, 5)
     for k in ("precision", "recall", "density", "coverage"):
         assert ours[k][0] == pytest.approx(ref[k], abs=1e-12) and ours[k][1] > 0
+
+
+def test_kth_neighbour_from_the_upper_blocks_equals_the_whole_matrix_sorted():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(230, 7))
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    expected = np.sort(d, axis=1)[:, 5]  # column 0: the row itself
+    for chunk in (16, 97, 230, 1000):  # blocks that do not divide 230, one block, bigger than N
+        np.testing.assert_allclose(kth_neighbour_distance(x, 5, chunk), expected, rtol=1e-12)
+    np.testing.assert_allclose(kth_neighbour_distance(x[:3], 2), np.sort(d[:3, :3], axis=1)[:, 2], rtol=1e-12)
+    with pytest.raises(ValueError, match="need more than 3 rows"):
+        kth_neighbour_distance(x[:3], 3)
 
 
 def test_ild_observables_by_hand():

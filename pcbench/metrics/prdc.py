@@ -22,14 +22,32 @@ def _sq_dist(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
 
 
 def kth_neighbour_distance(x: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
-    """(N,) distance of each row of x (N, F) to its k-th nearest other row."""
+    """(N,) distance of each row of x (N, F) to its k-th nearest other row.
+
+    The distance matrix is symmetric, so only its blocks on and above the diagonal are computed
+    (half the matrix products): each off-diagonal block gives candidates to the rows of both of
+    its chunks.  Every row keeps its k + 1 smallest squared distances so far (itself included);
+    the (k + 1)-th of them at the end is the k-th neighbour's."""
     x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if k >= n:
+        raise ValueError(f"k = {k} neighbours need more than {n} rows")
     sq = (x * x).sum(1)
-    out = np.empty(len(x))
-    for i in range(0, len(x), chunk):
-        d = _sq_dist(x[i:i + chunk], x, sq)
-        out[i:i + chunk] = np.sqrt(np.partition(d, k, axis=1)[:, k])  # index 0 is the point itself
-    return out
+    best = np.full((n, k + 1), np.inf)
+
+    def keep(rows: slice, d: np.ndarray) -> None:
+        both = np.concatenate([best[rows], d], axis=1)
+        best[rows] = np.partition(both, k, axis=1)[:, :k + 1]
+
+    for i in range(0, n, chunk):
+        rows_i = slice(i, min(i + chunk, n))
+        for j in range(i, n, chunk):
+            rows_j = slice(j, min(j + chunk, n))
+            d = _sq_dist(x[rows_i], x[rows_j], sq[rows_j])
+            keep(rows_i, d)
+            if j != i:
+                keep(rows_j, d.T)
+    return np.sqrt(best.max(axis=1))
 
 
 def prdc(real: np.ndarray, gen: np.ndarray, k: int = 5, chunk: int = 2048) -> dict[str, tuple[float, float]]:
