@@ -195,7 +195,7 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str, name: str
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("name", ["epic-fm", "pc-jedi", "deeptree-gan"])
+@pytest.mark.parametrize("name", ["epic-fm", "pc-jedi", "epic-jedi", "mdma", "deeptree-gan"])
 def test_ddp_with_two_gloo_processes(name, jets, tmp_path):
     data = write(tmp_path / "jets.h5", jets)
     with socket.socket() as s:

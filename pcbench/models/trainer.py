@@ -170,8 +170,9 @@ def wait_for_all_ranks(world: int) -> None:
         dist.barrier()
 
 
-def ddp(module: torch.nn.Module, device: str) -> torch.nn.Module:
-    """``module`` in DistributedDataParallel (gradients averaged over the ranks)."""
+def ddp(module: torch.nn.Module, device: str, find_unused: bool = False) -> torch.nn.Module:
+    """``module`` in DistributedDataParallel (gradients averaged over the ranks); ``find_unused``:
+    parameters that a loss does not reach are allowed (DDP then searches the graph each step)."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    return DDP(module, device_ids=[device] if device.startswith("cuda") else None)
+    return DDP(module, device_ids=[device] if device.startswith("cuda") else None, find_unused_parameters=find_unused)

@@ -112,6 +112,9 @@ class JetGenerator(Generator):
     #: sample in batches of mixed multiplicity through :meth:`generate_mixed` (networks whose
     #: normalisation uses the batch's statistics: a rare multiplicity would make a batch of one)
     mixed_batches = False
+    #: networks with parameters some losses do not reach (DistributedDataParallel must look for
+    #: them each step: ``find_unused_parameters``)
+    ddp_unused_parameters = False
 
     def __init__(self, config: dict[str, Any], stats: JetStats):
         super().__init__()

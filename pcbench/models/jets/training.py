@@ -91,7 +91,7 @@ def train_jets(cls: type[JetGenerator], config: dict[str, Any], train_jets: JetS
         torch.set_rng_state(state["torch_rng"])
     modules = dict(model.trainable())
     if world > 1:
-        modules = {k: ddp(m, device) for k, m in modules.items()}
+        modules = {k: ddp(m, device, model.ddp_unused_parameters) for k, m in modules.items()}
     mult = train_jets.mask.sum(1)
     particles = torch.as_tensor(train_jets.particles, dtype=torch.float32)
     budget = Budget(opts.max_minutes, world, opts.clock)
