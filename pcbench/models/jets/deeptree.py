@@ -63,12 +63,13 @@ def normalise_pt_sum(x: torch.Tensor, stats: JetStats, counts: torch.Tensor | No
     """Normalised clouds x (B, n, 3) with each jet's pT fractions (feature 2, floored at the
     training minimum) divided by their sum over its particles: the first ``counts[i]`` slots of
     jet i (all n without counts); the other slots are returned unchanged.  Differentiable."""
-    sd = float(stats.std[2] / stats.norm_sigma)
-    pt = torch.clamp(x[..., 2].double() * sd + float(stats.mean[2]), min=stats.min_ptrel)
+    p = stats.denormalise(x.double())
+    pt = torch.clamp(p[..., 2], min=stats.min_ptrel)
     keep = (torch.ones_like(pt, dtype=torch.bool) if counts is None else
             torch.arange(x.shape[1], device=x.device)[None, :] < counts.to(x.device)[:, None])
     total = torch.where(keep, pt, torch.zeros_like(pt)).sum(1, keepdim=True)
-    scaled = ((pt / total.clamp(min=1e-12) - float(stats.mean[2])) / sd).to(x.dtype)
+    p = torch.cat([p[..., :2], (pt / total.clamp(min=1e-12))[..., None]], -1)
+    scaled = stats.normalise(p)[..., 2].to(x.dtype)
     return torch.cat([x[..., :2], torch.where(keep, scaled, x[..., 2])[..., None]], -1)
 
 
