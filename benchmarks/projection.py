@@ -13,7 +13,9 @@ np.histogramdd over (layer, alpha, r) or (layer, x, z) edges and is timed on a s
 agree with pcbench's (checked).  Memory traffic: the bytes read (16 per point, float32 x, y, z, E,
 plus the mask) and written (the dense rows, 4 bytes per cell per shower, or 16 bytes per sparse
 hit), as GB per CPU second, beside this machine's first-touch write bandwidth (np.ones of the
-same size, measured in the same run) and its copy bandwidth.
+same size, measured in the same run) and its copy bandwidth.  "index" is the per-point cell rule
+alone (``_kernels.index_points`` into a preallocated array): the bound on the whole projection
+where the output costs nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from pcbench.geometry import get_geometry, project  # noqa: E402
+from pcbench.geometry import _kernels, get_geometry, project  # noqa: E402
 
 
 def shower_points(geo, n: int, p: int, rng: np.random.Generator) -> np.ndarray:
@@ -105,15 +107,17 @@ def main() -> None:
     project(shower_points(get_geometry("ild-ecal"), 2, 10, rng), get_geometry("ild-ecal"), output="sparse")
     print(f"numba load/compile (first call): {time.perf_counter() - t:.2f} s; one thread")
     print("M/s = million points per second; per core = per CPU second of this process; speed-up = naive / pcbench "
-          "wall time (same run); traffic = bytes read + written per CPU second")
+          "wall time (same run); traffic = bytes read + written per CPU second; index = M points/s per core of the cell rule alone")
     print(f"{'geometry':<17}{'cells':>7}{'output':>7}{'pts/sh':>7}{'M/s/core':>9}{'M/s wall':>9}{'naive M/s':>10}"
-          f"{'speed-up':>9}{'GB/s':>6}{'1st-touch':>10}{'copy':>6}{'load':>6}")
+          f"{'speed-up':>9}{'GB/s':>6}{'1st-touch':>10}{'copy':>6}{'index':>7}{'load':>6}")
     for name, output in (("ild-ecal", "sparse"), ("calochallenge-2", "dense"), ("calochallenge-3", "dense")):
         geo = get_geometry(name)
         for p in (int(x) for x in args.points.split(",")):
             n = max(1, args.total // p)
             pts = shower_points(geo, n, p, rng)
             fast, fast_cpu = timed(lambda: project(pts, geo, output=output), args.repeat)
+            xyz, cells = np.ascontiguousarray(pts.reshape(-1, 4)[:, :3]), np.empty(n * p, np.int64)
+            index_cpu = timed(lambda: _kernels.index_points(xyz, *geo.kernel, cells), args.repeat)[1]
             load = os.getloadavg()[0]
             written = n * geo.n_cells * 4 if output == "dense" else 16 * n * p  # upper bound: every point a hit
             traffic = (n * p * 17 + written) / fast_cpu / 1e9
@@ -125,7 +129,7 @@ def main() -> None:
             assert np.allclose(got, ref, rtol=1e-5, atol=1e-5), f"{name}: pcbench and histogramdd disagree"
             f_rate, s_rate = n * p / fast / 1e6, k * p / slow / 1e6
             print(f"{name:<17}{geo.n_cells:>7}{output:>7}{p:>7}{n * p / fast_cpu / 1e6:>9.1f}{f_rate:>9.1f}{s_rate:>10.2f}"
-                  f"{f_rate / s_rate:>8.0f}x{traffic:>6.1f}{touch:>10.1f}{copy:>6.1f}{load:>6.1f}")
+                  f"{f_rate / s_rate:>8.0f}x{traffic:>6.1f}{touch:>10.1f}{copy:>6.1f}{n * p / index_cpu / 1e6:>7.1f}{load:>6.1f}")
     if args.sim:
         from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
 

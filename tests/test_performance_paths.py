@@ -113,3 +113,38 @@ def test_dense_rows_written_in_the_kernel_equal_the_sparse_hits(name):
     assert np.array_equal(whole.below_threshold_energy, sparse.below_threshold_energy)
     assert whole.outside_points.sum() == sparse.outside_points.sum()
     assert 0 < (want > 0).sum() < (e > 0).sum()  # the threshold removed some cells, kept others
+
+
+def test_sparse_hits_of_several_chunks_equal_one_chunk_and_the_streamed_chunks():
+    """project() writes every chunk's hits into one buffer at the running hit count: with a
+    threshold that drops hits (fewer hits than points per chunk), the hits of 5+ chunks must
+    equal those of one chunk, those iter_project streams, and a per-shower numpy sum in the
+    order of each cell's first point."""
+    from pcbench.geometry import get_geometry, iter_project, project
+
+    geo = get_geometry("ild-ecal")
+    rng = np.random.default_rng(11)
+    n, p = 31, 200
+    centres = geo.cell_centres[rng.integers(0, 400, (n, p))]  # few cells: many points per cell
+    xyz = centres + rng.uniform(-2.0, 2.0, centres.shape)
+    e = rng.exponential(0.5, (n, p, 1)) * (rng.random((n, p, 1)) < 0.8)
+    pts = np.concatenate([xyz, e], -1).astype(np.float32)
+    chunked = project(pts, geo, threshold=0.4, output="sparse", chunk_points=1000)
+    single = project(pts, geo, threshold=0.4, output="sparse", chunk_points=10**9)
+    for field in ("offsets", "cell", "energy"):
+        assert np.array_equal(getattr(chunked.hits, field), getattr(single.hits, field))
+    streamed = [part.hits for _, part in iter_project(pts, geo, threshold=0.4, output="sparse", chunk_points=1000)]
+    assert len(streamed) >= 5
+    assert np.array_equal(np.concatenate([h.cell for h in streamed]), chunked.hits.cell)
+    assert np.array_equal(np.concatenate([h.energy for h in streamed]), chunked.hits.energy)
+    cell = geo.cell_index(pts[..., :3].reshape(-1, 3)).reshape(n, p)
+    for s in range(n):
+        real = (pts[s, :, 3] > 0) & (cell[s] >= 0)
+        first = {}
+        for c, x in zip(cell[s][real], pts[s, real, 3].astype(np.float64)):
+            first[c] = first.get(c, 0.0) + x
+        want = [(c, x) for c, x in first.items() if x >= 0.4]
+        a, b = chunked.hits.offsets[s], chunked.hits.offsets[s + 1]
+        assert [int(c) for c in chunked.hits.cell[a:b]] == [c for c, _ in want]
+        assert np.allclose(chunked.hits.energy[a:b], [x for _, x in want], rtol=1e-12)
+    assert 0 < len(chunked.hits.cell) < int((e > 0).sum())

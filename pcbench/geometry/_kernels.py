@@ -106,30 +106,35 @@ def index_points(xyz, kind, iv, fv, i1, i2, i3, f1, f2, out):  # pragma: no cove
 
 @numba.njit(**_JIT)
 def project_sparse(points, mask, kind, iv, fv, i1, i2, i3, f1, f2, buf, touched, threshold, out_cell, out_energy, counts, removed,
-                   outside_e, outside_n, dense):  # pragma: no cover
+                   outside_e, outside_n, dense, scratch):  # pragma: no cover
     """Per shower: sum E per cell in the reused dense buffer ``buf`` (C,), then emit the touched
     cells in the order of their first point (those >= threshold) and reset them.  Returns the
     number of hits written.  With ``dense`` of shape (n, C) (zeros; (0, 0): none) the kept cells
-    are also written there as float32, row s for shower s: only the touched cells are written."""
+    are also written there as float32, row s for shower s: only the touched cells are written.
+
+    Two passes per shower: the cells of all its points into ``scratch`` (P,) int64 (-2: masked),
+    a loop without dependences between points that the compiler vectorises where the rule allows
+    (the grid's), then the sums in point order (the same additions in the same order as one pass)."""
     write_dense = dense.shape[0] > 0
     h = 0
     for s in range(points.shape[0]):
-        nt = 0
         for p in range(points.shape[1]):
-            if not mask[s, p]:
-                continue
-            e = np.float64(points[s, p, 3])
             c = cell(kind, np.float64(points[s, p, 0]), np.float64(points[s, p, 1]), np.float64(points[s, p, 2]),
                      iv, fv, i1, i2, i3, f1, f2)
+            scratch[p] = c if mask[s, p] else -2
+        nt = 0
+        for p in range(points.shape[1]):
+            c = scratch[p]
             if c < 0:
-                outside_e[s] += e
-                outside_n[s] += 1
+                if c == -1:
+                    outside_e[s] += np.float64(points[s, p, 3])
+                    outside_n[s] += 1
                 continue
             if touched[c] == 0:
                 touched[c] = 1
                 out_cell[h + nt] = c
                 nt += 1
-            buf[c] += e
+            buf[c] += np.float64(points[s, p, 3])
         kept = 0
         for j in range(nt):
             c = out_cell[h + j]

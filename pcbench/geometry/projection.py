@@ -61,18 +61,6 @@ class Hits:
         out[rows, slot[keep], 3] = self.energy[keep]
         return out, np.arange(h)[None, :] < np.minimum(counts, h)[:, None]
 
-    @staticmethod
-    def concatenate(parts: list[Hits]) -> Hits:
-        """Hits of consecutive shower ranges, joined."""
-        if not parts:
-            return Hits(np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0))
-        if len(parts) == 1:
-            return parts[0]
-        shift = np.cumsum([0] + [p.offsets[-1] for p in parts[:-1]])
-        offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shift)])
-        return Hits(offsets.astype(np.int64), np.concatenate([p.cell for p in parts]),
-                    np.concatenate([p.energy for p in parts]))
-
 
 @dataclass(frozen=True)
 class Projection:
@@ -108,40 +96,65 @@ def iter_project(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None
                  output: Literal["dense", "sparse"] = "dense", chunk_points: int = 1 << 20,
                  ) -> Iterator[tuple[slice, Projection]]:
     """``project`` chunk by chunk: yields ``(showers slice, Projection of those showers)``."""
-    return _project_chunks(points, geometry, mask, threshold, output, chunk_points, None)
+    return _project_chunks(points, geometry, _mask(points, mask, output), threshold, output, chunk_points)
 
 
-def _project_chunks(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None, threshold: float,
-                    output: str, chunk_points: int, into: np.ndarray | None) -> Iterator[tuple[slice, Projection]]:
-    """The chunks of ``iter_project``; dense rows go into ``into`` (N, C) zeros where given (one
-    allocation, no copies), else into a fresh (n, C) array per chunk.  The kernel writes only the
-    touched cells of each row."""
+def _mask(points: np.ndarray, mask: np.ndarray | None, output: str) -> np.ndarray:
+    """The (N, P) contiguous mask of real points (default E > 0), after checking the arguments."""
     if points.ndim != 3 or points.shape[-1] != 4:
         raise ValueError(f"points: shape {points.shape}, expected (N, P, 4) = (x, y, z, E)")
     if output not in ("dense", "sparse"):
         raise ValueError(f"output must be 'dense' or 'sparse', got {output!r}")
-    mask = np.ascontiguousarray(points[..., 3] > 0 if mask is None else mask)
+    return np.ascontiguousarray(points[..., 3] > 0 if mask is None else mask)
+
+
+def _project_chunks(points: np.ndarray, geometry: Geometry, mask: np.ndarray, threshold: float, output: str,
+                    chunk_points: int, into: np.ndarray | None = None,
+                    hits_into: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[tuple[slice, Projection]]:
+    """The chunks of ``iter_project``.  Dense rows go into ``into`` (N, C) zeros where given (one
+    allocation, no copies), else into a fresh (n, C) array per chunk; the kernel writes only the
+    touched cells of each row.  Sparse hits go into ``hits_into`` (cell, energy) of (M,) entries,
+    M the number of real points, where given: each chunk's hits are views into it at the running
+    hit count (a chunk of m points writes at most m entries); else into fresh arrays per chunk.
+
+    Large buffers are allocated once per call where they can be (a fresh large array costs a page
+    fault per 4 KB on its first touch, a third of the time at few points per shower): the
+    reused dense buffer, and for dense output the kernel's hit lists (scratch there), sized to
+    the largest chunk."""
     c = geometry.n_cells
     counts = mask.sum(axis=1)
     max_showers = (1 << 26) // c if output == "dense" and into is None else len(points)  # dense chunks: <= 256 MB
+    chunks = [(a, b, int(counts[a:b].sum())) for a, b in _chunks(counts, chunk_points, max(1, max_showers))]
+    if output == "dense":
+        m_max = max((m for _, _, m in chunks), default=0)
+        hits_into = (np.empty(m_max, np.int64), np.empty(m_max))
     buf, touched = np.zeros(c), np.zeros(c, dtype=np.uint8)
+    scratch = np.empty(points.shape[1], np.int64)
     rule = geometry.kernel
-    for a, b in _chunks(counts, chunk_points, max(1, max_showers)):
-        n, m = b - a, int(counts[a:b].sum())
+    start = 0  # sparse into hits_into: the hits written so far
+    for a, b, m in chunks:
+        n = b - a
         pts = np.ascontiguousarray(points[a:b], dtype=np.float32)
         out_e, out_n, removed = np.zeros(n), np.zeros(n, np.int64), np.zeros(n)
-        hit_cell, hit_e, hits = np.empty(m, np.int64), np.empty(m), np.zeros(n, np.int64)
+        if hits_into is None:
+            hit_cell, hit_e = np.empty(m, np.int64), np.empty(m)
+        else:
+            hit_cell, hit_e = hits_into[0][start:start + m], hits_into[1][start:start + m]
+        hits = np.zeros(n, np.int64)
         cells = _NO_ROWS
         if output == "dense":
             cells = np.zeros((n, c), dtype=np.float32) if into is None else into[a:b]
         h = _kernels.project_sparse(pts, mask[a:b], *rule, buf, touched, threshold,
-                                    hit_cell, hit_e, hits, removed, out_e, out_n, cells)
+                                    hit_cell, hit_e, hits, removed, out_e, out_n, cells, scratch)
         if output == "dense":
             yield slice(a, b), Projection(cells, None, out_e, out_n, removed)
-        else:
+            continue
+        if hits_into is None:
             keep = (lambda x: x) if h == m else (lambda x: x[:h].copy())
-            hit = Hits(np.concatenate([[0], np.cumsum(hits)]), keep(hit_cell), keep(hit_e))
-            yield slice(a, b), Projection(None, hit, out_e, out_n, removed)
+        else:
+            keep, start = (lambda x: x[:h]), start + h
+        hit = Hits(np.concatenate([[0], np.cumsum(hits)]), keep(hit_cell), keep(hit_e))
+        yield slice(a, b), Projection(None, hit, out_e, out_n, removed)
 
 
 _NO_ROWS = np.zeros((0, 0), dtype=np.float32)
@@ -163,11 +176,19 @@ def project(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None = No
     Energy of points inside the geometry is conserved: ``cells.sum() + below_threshold_energy
     == sum of the inside points' E`` (summed in float64).
     """
+    mask = _mask(points, mask, output)
     dense = output == "dense"
-    cells = np.zeros((len(points), geometry.n_cells), np.float32) if dense and points.ndim == 3 else None
-    parts = list(_project_chunks(points, geometry, mask, threshold, output, chunk_points, cells))
+    cells = np.zeros((len(points), geometry.n_cells), np.float32) if dense else None
+    m = 0 if dense else int(np.count_nonzero(mask))
+    hit_buf = None if dense else (np.empty(m, np.int64), np.empty(m))
+    parts = list(_project_chunks(points, geometry, mask, threshold, output, chunk_points, cells, hit_buf))
     cat = (lambda k: np.concatenate([getattr(p, k) for _, p in parts])) if parts else (lambda k: np.zeros(0))
-    hits = None if dense else Hits.concatenate([p.hits for _, p in parts])
+    hits = None
+    if not dense:  # the chunks' hits lie one after the other in hit_buf: no concatenation
+        counts = np.concatenate([np.diff(p.hits.offsets) for _, p in parts]) if parts else np.zeros(0, np.int64)
+        n_hits = int(counts.sum())
+        trim = (lambda x: x[:n_hits]) if 2 * n_hits >= m else (lambda x: x[:n_hits].copy())  # at most 2x the hits' memory
+        hits = Hits(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), trim(hit_buf[0]), trim(hit_buf[1]))
     return Projection(cells, hits, cat("outside_energy"), cat("outside_points"), cat("below_threshold_energy"))
 
 
