@@ -22,8 +22,13 @@ side is timed as its process's wall-clock time per mode (start-up, reading, feat
 included: that is what running the challenge's evaluation costs); the pcbench side in-process:
 the features of both samples once (counted in the total), then each group.  The challenge's
 LaTeX text rendering is switched off (``usetex``), since no LaTeX is installed here.  The
-challenge's classifier modes split data set 2 by fixed counts (60,000 / 20,000 / 20,000 rows), so
-they need ``--n 100000``; with fewer showers they fail (empty test part) and are reported so.
+challenge's classifier modes split data set 2 by fixed counts (60,000 / 20,000 / 20,000 rows of
+each sample), which needs 100,000 showers a side; with fewer (``--n`` below 100,000) its ``main``
+runs with one argument changed at run time, ``ttv_split(..., dataset=None)``: the challenge's own
+split by fractions (0.6 / 0.2 / 0.2, as pcbench's), nothing else.  The challenge trains in float64
+(``torch.set_default_dtype``) on the arrays it reads, so its classifier modes get the showers as
+float64 (a float32 file makes its float64 network fail on float32 inputs); pcbench trains in
+float32.
 """
 
 from __future__ import annotations
@@ -52,8 +57,18 @@ _rc = plt.rc
 plt.rc = lambda group, **kw: _rc(group, **{k: v for k, v in kw.items() if k != "usetex"})
 os.chdir(sys.argv[1])
 sys.path.insert(0, sys.argv[1])
-sys.argv = ["evaluate.py"] + sys.argv[2:]
-runpy.run_path("evaluate.py", run_name="__main__")
+split_by_fractions = sys.argv[2] == "--split-by-fractions"
+sys.argv = ["evaluate.py"] + sys.argv[2 + split_by_fractions:]
+if not split_by_fractions:
+    runpy.run_path("evaluate.py", run_name="__main__")
+else:  # the challenge's main with its fractional split (dataset=None) in the classifier modes' one call
+    import re
+    source = open("evaluate.py").read()
+    source, count = re.subn(r"ttv_split\(source_array, reference_array,\s*dataset=args.dataset\)",
+                            "ttv_split(source_array, reference_array, dataset=None)", source)
+    if count != 1:
+        sys.exit(f"evaluate.py: expected one ttv_split(..., dataset=args.dataset) call, found {count}")
+    exec(compile(source, "evaluate.py", "exec"), {"__name__": "__main__", "__file__": "evaluate.py"})
 '''
 
 GROUPS = {  # challenge mode -> pcbench metric names
@@ -69,11 +84,12 @@ SEP_LABELS = {"Etot / Einc": "sep_e_ratio", "E layer": "sep_e_layer", "EC Eta la
               "Voxel distribution": "sep_cell"}
 
 
-def truncated(src: Path, n: int, dst: Path) -> Path:
-    """The first n showers of ``src`` in the challenge's layout (showers, incident_energies)."""
+def truncated(src: Path, n: int, dst: Path, dtype: type | None = None) -> Path:
+    """The first n showers of ``src`` in the challenge's layout (showers, incident_energies), as ``dtype``
+    (default: the file's)."""
     with h5py.File(src) as f, h5py.File(dst, "w") as g:
-        g["showers"] = f["showers"][:n]
-        g["incident_energies"] = f["incident_energies"][:n]
+        for key in ("showers", "incident_energies"):
+            g[key] = f[key][:n] if dtype is None else f[key][:n].astype(dtype)
     return dst
 
 
@@ -98,11 +114,12 @@ def challenge_values(mode: str, out: Path, stdout: str) -> dict[str, float]:
     return {k: float(v) for k, v in ast.literal_eval(found.group(1)).items()} if found else {}
 
 
-def run_challenge(python: str, code: Path, gen: Path, ref: Path, mode: str, out: Path, cls: list[str]
-                  ) -> tuple[float, float, dict]:
+def run_challenge(python: str, code: Path, gen: Path, ref: Path, mode: str, out: Path, cls: list[str],
+                  split_by_fractions: bool = False) -> tuple[float, float, dict]:
     """(wall seconds, CPU seconds, values) of one challenge mode in its own process."""
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [python, "-c", RUNNER, str(code), "-i", str(gen), "-r", str(ref), "-m", mode, "-d", "2",
+    split = ["--split-by-fractions"] if split_by_fractions else []
+    cmd = [python, "-c", RUNNER, str(code), *split, "-i", str(gen), "-r", str(ref), "-m", mode, "-d", "2",
            "--output_dir", str(out), "--no_cuda", *cls]
     t, c = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -205,8 +222,12 @@ def main() -> None:
             print(f"  pcbench features {t_feat[0]:.1f} s; " + "; ".join(f"{m} {t:.1f} s {v}" for m, (t, _, v) in mine.items()),
                   flush=True)
         theirs = {}
+        if any(m.startswith("cls") for m in modes):
+            gen64, ref64 = (truncated(f, args.n, tmp / f"{k}64.h5", np.float64) for f, k in ((args.gen, "gen"), (args.ref, "ref")))
         for mode in modes:
-            theirs[mode] = run_challenge(args.challenge_python, code, gen, ref, mode, tmp / mode, cls)
+            is_cls = mode.startswith("cls")
+            theirs[mode] = run_challenge(args.challenge_python, code, gen64 if is_cls else gen, ref64 if is_cls else ref, mode,
+                                         tmp / mode, cls, split_by_fractions=is_cls and args.n < 100_000)
             print(f"  challenge {mode:<9} {theirs[mode][0]:8.1f} s, {theirs[mode][1]:8.1f} CPU-s  "
                   f"(load {os.getloadavg()[0]:.1f})  {theirs[mode][2]}", flush=True)
         if not args.pcbench_first:
