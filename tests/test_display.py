@@ -46,6 +46,8 @@ def test_scale_text_and_header_name_the_quantity():
     (0.52, 0.04, 1.0, "closer to 0.5", "0.520 ± 0.040"),    # an AUC is not a distance
     (0.12, float("nan"), 1.0, "lower", "0.1200"),           # FPND: no error defined
     (None, None, 1.0, "lower", "-"),
+    (0.99999999999999818, 1.8e-16, 1e3, "lower", "1000.0 ± 0"),  # a saturated S: the spread is float rounding
+    (0.5, 0.0, 1.0, "lower", "0.5000 ± 0"),
 ])
 def test_fmt_value(value, error, scale, better, text):
     assert fmt_value(value, error, scale, better) == text

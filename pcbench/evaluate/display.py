@@ -164,6 +164,10 @@ def consistent_with_zero(value: float, error: float | None, better: str) -> bool
     return value < 0 or (error is not None and math.isfinite(error) and error >= value)
 
 
+#: errors below this fraction of the value are float rounding, printed as 0
+_ROUNDING = 1e-10
+
+
 def fmt_value(value: float | None, error: float | None, scale: float = 1.0, better: str = "") -> str:
     """``value ± error`` (scaled; error to 2 significant digits, the value to the same place),
     ``< bound`` for a distance consistent with zero, ``-`` for no value."""
@@ -175,7 +179,7 @@ def fmt_value(value: float | None, error: float | None, scale: float = 1.0, bett
         return f"< {fmt_number(max(v, 0.0) + (e or 0.0), 2)}"
     if e is None:
         return fmt_number(v, 4)
-    if e == 0:
+    if e <= abs(v) * _ROUNDING:  # 0, or float rounding of a saturated value (S = 1 - 2e-16 over bootstraps)
         return f"{fmt_number(v, 4)} ± 0"
     if max(abs(v), e) >= _HUGE:  # both in units of 10^n of the larger
         n = math.floor(math.log10(max(abs(v), e)))
