@@ -97,6 +97,26 @@ def test_cell_index_agrees_with_a_plain_implementation(name):
     assert np.array_equal(geo.cell_index(np.column_stack([x, y, z])), _reference_voxel(geo, x, y, z))
 
 
+@pytest.mark.parametrize("name", ["calochallenge-2", "calochallenge-3"])
+def test_cell_index_at_the_lookup_steps_and_one_ulp_around_the_r_edges(name):
+    """The r lookup multiplies by the reciprocal step: radii on every multiple of the step and one
+    ulp either side of it and of every r edge, where a product and a quotient can round to
+    different lookup bins, still land in the bins of the plain implementation."""
+    geo = get_geometry(name)
+    step = float(geo._tables["step"])
+    rmax = max(lay.r_edges[-1] for lay in geo.layers if lay.n_voxels)
+    grid = np.arange(int(rmax / step) + 2) * step
+    edges = np.unique(np.concatenate([lay.r_edges for lay in geo.layers if lay.n_voxels]))
+    base = np.concatenate([grid, edges])
+    r = np.concatenate([base, np.nextafter(base, 0.0), np.nextafter(base, np.inf)])
+    rng = np.random.default_rng(5)
+    a = rng.uniform(-np.pi, np.pi, len(r))
+    x, y = r * np.cos(a), r * np.sin(a)
+    x, y = np.concatenate([x, r]), np.concatenate([y, np.zeros(len(r))])  # and on the +x axis: r exactly x
+    z = rng.integers(0, len(geo.layers), len(x)) + 0.5
+    assert np.array_equal(geo.cell_index(np.column_stack([x, y, z])), _reference_voxel(geo, x, y, z))
+
+
 def test_cylindrical_edges_and_outside():
     geo = get_geometry("calochallenge-2")
     pts = np.array([[[4.65, 0.0, 0, 1.0],       # on the r edge 4.65: goes to the bin above (r bin 1)

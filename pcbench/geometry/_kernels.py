@@ -37,8 +37,12 @@ def cylindrical_cell(x, y, z, iv, fv, i1, i2, i3, f1, f2):  # pragma: no cover
     """Voxel of one point (x, y, layer id), or -1: r and the pseudo-angle each by lookup table plus
     exact edge comparisons (no search, no atan2, no data-dependent loop).
 
-    iv = layer position by layer id; fv = (r step, pseudo-angle step); i1 = (n_r, n_alpha, first
-    voxel) per layer; i2, i3 = r and pseudo-angle lookup tables; f1, f2 = r and pseudo-angle edges.
+    iv = layer position by layer id; fv = (1 / r step, 1 / pseudo-angle step); i1 = (n_r, n_alpha,
+    first voxel) per layer; i2, i3 = r and pseudo-angle lookup tables; f1, f2 = r and pseudo-angle
+    edges.  The lookup is only a first guess, so it multiplies by the reciprocal steps (no
+    division): edges are at least two lookup steps apart, so a guess one lookup bin off either way
+    (a product that rounds across a multiple of the step) is still at most one bin off, which the
+    two exact comparisons correct.
     """
     zf = math.floor(z)
     if not (zf >= 0 and zf < iv.shape[0]):
@@ -47,7 +51,7 @@ def cylindrical_cell(x, y, z, iv, fv, i1, i2, i3, f1, f2):  # pragma: no cover
     if k < 0:
         return -1
     r = math.sqrt(x * x + y * y)
-    q = int(r / fv[0])
+    q = int(r * fv[0])
     if q >= i2.shape[1]:
         return -1
     n_r = i1[0, k]
@@ -57,7 +61,7 @@ def cylindrical_cell(x, y, z, iv, fv, i1, i2, i3, f1, f2):  # pragma: no cover
     if rb < 0 or rb >= n_r:
         return -1
     p = pseudo_angle(x, y)
-    ab = i3[k, min(int((p + 2.0) / fv[1]), i3.shape[1] - 1)]
+    ab = i3[k, min(int((p + 2.0) * fv[1]), i3.shape[1] - 1)]
     ab += p >= f2[k, ab + 1]
     ab -= p < f2[k, ab]
     if ab >= i1[1, k]:  # alpha = pi wraps to -pi

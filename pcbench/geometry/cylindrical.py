@@ -201,7 +201,7 @@ class CylindricalGeometry:
     def kernel(self) -> tuple:
         """(kind, iv, fv, i1, i2, i3, f1, f2): the per-point rule's parameters for ``_kernels.cell``."""
         t = self._tables
-        return (_kernels.CYLINDRICAL, t["pos"], np.array([t["step"], t["alpha_step"]]),
+        return (_kernels.CYLINDRICAL, t["pos"], 1.0 / np.array([t["step"], t["alpha_step"]]),
                 np.stack([t["n_r"], t["n_alpha"], t["offset"]]).astype(np.int64), t["lut"], t["alpha_lut"],
                 t["edges"], t["alpha_edges"])
 
