@@ -16,7 +16,8 @@ powers) -> the separation-power families; ``fpd`` (FPD and KPD) -> fpd, kpd; ``c
 ``cls-high`` -> the DNN classifiers; ``prdc`` -> precision, recall, density, coverage.  The
 classifiers run at equal settings on both sides: 2 hidden layers of ``--cls-hidden`` units,
 ``--cls-epochs`` epochs, batch ``--cls-batch``, learning rate ``--cls-lr`` (pcbench's ``fast``
-classifier by default: the challenge's 2 x 2048 x 50 epochs takes hours on this CPU); the
+classifier by default: the challenge's 2 x 2048 x 50 epochs is about 63 TFLOP for the low-level one
+at 10,000 showers a side); the
 challenge trains in float64 (its ``torch.set_default_dtype``), pcbench in float32.  The challenge
 side is timed as its process's wall-clock time per mode (start-up, reading, features and plots
 included: that is what running the challenge's evaluation costs); the pcbench side in-process:
