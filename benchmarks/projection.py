@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--naive-total", type=int, default=600_000, help="points for the naive reference")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--sim", type=int, default=400, help="showers per simulation measurement (0: skip)")
+    ap.add_argument("--padded", type=int, default=400,
+                    help="showers of 6,000 slots padded after U[50, 6,000) real points, per geometry (0: skip)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     t = time.perf_counter()
@@ -130,6 +132,15 @@ def main() -> None:
             f_rate, s_rate = n * p / fast / 1e6, k * p / slow / 1e6
             print(f"{name:<17}{geo.n_cells:>7}{output:>7}{p:>7}{n * p / fast_cpu / 1e6:>9.1f}{f_rate:>9.1f}{s_rate:>10.2f}"
                   f"{f_rate / s_rate:>8.0f}x{traffic:>6.1f}{touch:>10.1f}{copy:>6.1f}{n * p / index_cpu / 1e6:>7.1f}{load:>6.1f}")
+    if args.padded:  # generator output: rows padded after their last real point
+        for name, output in (("ild-ecal", "sparse"), ("calochallenge-2", "dense")):
+            geo = get_geometry(name)
+            pts = shower_points(geo, args.padded, 6000, rng)
+            real = rng.integers(50, 6000, args.padded)
+            pts[np.arange(6000)[None, :] >= real[:, None]] = 0.0
+            cpu = timed(lambda: project(pts, geo, output=output), args.repeat)[1]
+            print(f"padded {name} ({output}): {real.sum() / cpu / 1e6:.1f} M real points/s per core "
+                  f"({real.mean() / 6000:.0%} of the slots real; load {os.getloadavg()[0]:.1f})")
     if args.sim:
         from pcbench.data.simulate.showers import SHOWER_TARGETS, simulate_shower_chunk
 

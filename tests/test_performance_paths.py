@@ -129,6 +129,8 @@ def test_sparse_hits_of_several_chunks_equal_one_chunk_and_the_streamed_chunks()
     xyz = centres + rng.uniform(-2.0, 2.0, centres.shape)
     e = rng.exponential(0.5, (n, p, 1)) * (rng.random((n, p, 1)) < 0.8)
     pts = np.concatenate([xyz, e], -1).astype(np.float32)
+    pts[3, :, 3] = 0.0  # a shower of padding only, and one padded after its 150th slot
+    pts[5, 150:, 3] = 0.0
     chunked = project(pts, geo, threshold=0.4, output="sparse", chunk_points=1000)
     single = project(pts, geo, threshold=0.4, output="sparse", chunk_points=10**9)
     for field in ("offsets", "cell", "energy"):
@@ -147,4 +149,5 @@ def test_sparse_hits_of_several_chunks_equal_one_chunk_and_the_streamed_chunks()
         a, b = chunked.hits.offsets[s], chunked.hits.offsets[s + 1]
         assert [int(c) for c in chunked.hits.cell[a:b]] == [c for c, _ in want]
         assert np.allclose(chunked.hits.energy[a:b], [x for _, x in want], rtol=1e-12)
+    assert chunked.hits.counts[3] == 0 and chunked.hits.counts[5] > 0
     assert 0 < len(chunked.hits.cell) < int((e > 0).sum())

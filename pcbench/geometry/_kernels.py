@@ -116,18 +116,22 @@ def project_sparse(points, mask, kind, iv, fv, i1, i2, i3, f1, f2, buf, touched,
     number of hits written.  With ``dense`` of shape (n, C) (zeros; (0, 0): none) the kept cells
     are also written there as float32, row s for shower s: only the touched cells are written.
 
-    Two passes per shower: the cells of all its points into ``scratch`` (P,) int64 (-2: masked),
-    a loop without dependences between points that the compiler vectorises where the rule allows
-    (the grid's), then the sums in point order (the same additions in the same order as one pass)."""
+    Two passes per shower, up to its last real point (trailing padding is not visited): the cells
+    of its points into ``scratch`` (P,) int64 (-2: masked), a loop without dependences between
+    points that the compiler vectorises where the rule allows (the grid's), then the sums in point
+    order (the same additions in the same order as one pass)."""
     write_dense = dense.shape[0] > 0
     h = 0
     for s in range(points.shape[0]):
-        for p in range(points.shape[1]):
+        end = points.shape[1]  # padding after the last real point is not visited
+        while end > 0 and not mask[s, end - 1]:
+            end -= 1
+        for p in range(end):
             c = cell(kind, np.float64(points[s, p, 0]), np.float64(points[s, p, 1]), np.float64(points[s, p, 2]),
                      iv, fv, i1, i2, i3, f1, f2)
             scratch[p] = c if mask[s, p] else -2
         nt = 0
-        for p in range(points.shape[1]):
+        for p in range(end):
             c = scratch[p]
             if c < 0:
                 if c == -1:

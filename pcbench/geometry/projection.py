@@ -185,7 +185,7 @@ def project(points: np.ndarray, geometry: Geometry, mask: np.ndarray | None = No
     cat = (lambda k: np.concatenate([getattr(p, k) for _, p in parts])) if parts else (lambda k: np.zeros(0))
     hits = None
     if not dense:  # the chunks' hits lie one after the other in hit_buf: no concatenation
-        counts = np.concatenate([np.diff(p.hits.offsets) for _, p in parts]) if parts else np.zeros(0, np.int64)
+        counts = np.concatenate([p.hits.counts for _, p in parts]) if parts else np.zeros(0, np.int64)
         n_hits = int(counts.sum())
         trim = (lambda x: x[:n_hits]) if 2 * n_hits >= m else (lambda x: x[:n_hits].copy())  # at most 2x the hits' memory
         hits = Hits(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), trim(hit_buf[0]), trim(hit_buf[1]))
